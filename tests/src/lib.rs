@@ -1,0 +1,239 @@
+//! Harness for the end-to-end tests: start the workspace's real binaries on loopback, learn their
+//! addresses from their own readiness signals (never fixed ports), and stop them when the test
+//! ends, also when it fails.
+//!
+//! The binaries must be built first: the README's test command runs
+//! `cargo build --workspace --bins` before `cargo test`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// How long any process may take to become ready before the test fails.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Path of a workspace binary (`target/<profile>/<name>`), found next to the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed and reaped when dropped. Its stderr goes to a log file that is
+/// printed when the test panics, so a failing test shows what the process said.
+pub struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout piped (for readiness lines) and stderr to a log file in `dir`.
+    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> (Proc, std::process::ChildStdout) {
+        let log = dir.join(format!("{name}.{}.stderr", std::process::id()));
+        let log_file = std::fs::File::create(&log).expect("create log file");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        (
+            Proc {
+                name: name.to_owned(),
+                child,
+                log,
+            },
+            stdout,
+        )
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for the process to exit on its own and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- stderr of {} ----\n{}---- end ----",
+                self.name,
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// Reads lines from `stdout` until one starts with `prefix`, returns the rest of that line.
+/// Fails the test after [`READY_TIMEOUT`]. Later output keeps being drained in the background.
+pub fn read_ready_line(name: &str, stdout: std::process::ChildStdout, prefix: &str) -> String {
+    let (tx, rx) = mpsc::channel();
+    let prefix = prefix.to_owned();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let mut sent = false;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if !sent {
+                        if let Some(rest) = line.trim_end().strip_prefix(&prefix) {
+                            let _ = tx.send(rest.to_owned());
+                            sent = true;
+                        }
+                    }
+                }
+            }
+        }
+        // Drain anything left so the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut reader.take(u64::MAX), &mut std::io::sink());
+    });
+    rx.recv_timeout(READY_TIMEOUT)
+        .unwrap_or_else(|_| panic!("{name} did not print its readiness line in time"))
+}
+
+/// A running demo app (examples/src/bin/demo-app.rs) on a free loopback port.
+pub struct DemoApp {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl DemoApp {
+    /// Starts `demo-app --color COLOR --listen 127.0.0.1:0 EXTRA...`.
+    pub fn start(color: &str, extra: &[&str]) -> DemoApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(bin("demo-app"));
+        cmd.args(["--color", color, "--listen", "127.0.0.1:0"]).args(extra);
+        let (proc, stdout) = Proc::spawn(&format!("demo-app-{color}"), cmd, dir.path());
+        let addr = read_ready_line("demo-app", stdout, "listening on ")
+            .parse()
+            .expect("demo-app prints a socket address");
+        DemoApp { proc, addr, dir }
+    }
+
+    /// The app's own view of the peak concurrency it served (`/_demo/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        let body = http_get(&format!("http://{}/_demo/stats", self.addr)).body;
+        serde_json::from_str(&body).expect("demo stats are JSON")
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A blocking HTTP/1.1 client with a bounded timeout and no connection reuse, so each call in a
+/// concurrent test is its own downstream connection.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .max_idle_connections(0)
+        .build()
+}
+
+/// Sends a request and returns status, headers and body whatever the status. Transport errors
+/// fail the test.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_owned())))
+        .collect();
+    let body = resp.into_string().unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `GET url`.
+pub fn http_get(url: &str) -> Reply {
+    http("GET", url, &[], None)
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing the test after `timeout`.
+/// Use only where the system offers no event to wait on (e.g. a counter reaching a value).
+pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
