@@ -1,1 +1,6 @@
-//! Shared core.
+//! mesh-core: the shared library of mesh.
+//!
+//! The decision logic here is free of I/O: clocks are injected, so breakers, pools and
+//! validation are tested deterministically. The daemon (`meshd`) and the tools build on it.
+
+pub mod model;

@@ -1,0 +1,1 @@
+//! The App Mesh resource model: resources, document shapes, validation.
