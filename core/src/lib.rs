@@ -3,6 +3,7 @@
 //! The decision logic here is free of I/O: clocks are injected, so breakers, pools and
 //! validation are tested deterministically. The daemon (`meshd`) and the tools build on it.
 
+pub mod accesslog;
 pub mod breaker;
 pub mod model;
 pub mod pool;

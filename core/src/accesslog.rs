@@ -1,0 +1,502 @@
+//! Access logs in Envoy's formats, and the response flags they carry.
+//!
+//! [`Record`] holds what one request did; [`Format`] renders it as Envoy's default line, an
+//! App Mesh `text` format string, or App Mesh `json` key/value pairs (one JSON object per line).
+//! [`Writer`] takes records through a bounded queue, so logging never blocks a request: when the
+//! queue is full the line is dropped and counted.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::stats::Counter;
+
+/// Envoy's response flags that meshd sets, in Envoy's enum order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFlag {
+    /// UH: no healthy upstream host (503).
+    NoHealthyUpstream,
+    /// UT: upstream request timeout (504).
+    UpstreamRequestTimeout,
+    /// UF: upstream connection failure (503).
+    UpstreamConnectionFailure,
+    /// UC: upstream connection termination (503).
+    UpstreamConnectionTermination,
+    /// UO: upstream overflow, a circuit breaker refused (503).
+    UpstreamOverflow,
+    /// NR: no route configured (404).
+    NoRouteFound,
+    /// DC: downstream connection termination.
+    DownstreamConnectionTermination,
+    /// URX: upstream retry limit exceeded.
+    UpstreamRetryLimitExceeded,
+    /// DPE: downstream protocol error.
+    DownstreamProtocolError,
+    /// UPE: upstream protocol error (502).
+    UpstreamProtocolError,
+}
+
+impl ResponseFlag {
+    /// Every flag, in Envoy's order.
+    pub const ALL: [ResponseFlag; 10] = [
+        ResponseFlag::NoHealthyUpstream,
+        ResponseFlag::UpstreamRequestTimeout,
+        ResponseFlag::UpstreamConnectionFailure,
+        ResponseFlag::UpstreamConnectionTermination,
+        ResponseFlag::UpstreamOverflow,
+        ResponseFlag::NoRouteFound,
+        ResponseFlag::DownstreamConnectionTermination,
+        ResponseFlag::UpstreamRetryLimitExceeded,
+        ResponseFlag::DownstreamProtocolError,
+        ResponseFlag::UpstreamProtocolError,
+    ];
+
+    /// The short code in access logs (`UO`, `UF`, …).
+    pub fn short(self) -> &'static str {
+        match self {
+            ResponseFlag::NoHealthyUpstream => "UH",
+            ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::UpstreamConnectionFailure => "UF",
+            ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::UpstreamOverflow => "UO",
+            ResponseFlag::NoRouteFound => "NR",
+            ResponseFlag::DownstreamConnectionTermination => "DC",
+            ResponseFlag::UpstreamRetryLimitExceeded => "URX",
+            ResponseFlag::DownstreamProtocolError => "DPE",
+            ResponseFlag::UpstreamProtocolError => "UPE",
+        }
+    }
+
+    /// Envoy's long name (`%RESPONSE_FLAGS_LONG%`).
+    pub fn long(self) -> &'static str {
+        match self {
+            ResponseFlag::NoHealthyUpstream => "NoHealthyUpstream",
+            ResponseFlag::UpstreamRequestTimeout => "UpstreamRequestTimeout",
+            ResponseFlag::UpstreamConnectionFailure => "UpstreamConnectionFailure",
+            ResponseFlag::UpstreamConnectionTermination => "UpstreamConnectionTermination",
+            ResponseFlag::UpstreamOverflow => "UpstreamOverflow",
+            ResponseFlag::NoRouteFound => "NoRouteFound",
+            ResponseFlag::DownstreamConnectionTermination => "DownstreamConnectionTermination",
+            ResponseFlag::UpstreamRetryLimitExceeded => "UpstreamRetryLimitExceeded",
+            ResponseFlag::DownstreamProtocolError => "DownstreamProtocolError",
+            ResponseFlag::UpstreamProtocolError => "UpstreamProtocolError",
+        }
+    }
+
+    /// What the flag means, in words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ResponseFlag::NoHealthyUpstream => "no healthy upstream host in the cluster (503)",
+            ResponseFlag::UpstreamRequestTimeout => "upstream request timeout (504)",
+            ResponseFlag::UpstreamConnectionFailure => "upstream connection failure (503)",
+            ResponseFlag::UpstreamConnectionTermination => {
+                "upstream connection terminated before the response (503)"
+            }
+            ResponseFlag::UpstreamOverflow => {
+                "upstream overflow: a circuit breaker limit refused the request (503)"
+            }
+            ResponseFlag::NoRouteFound => "no route configured for the request (404)",
+            ResponseFlag::DownstreamConnectionTermination => "downstream connection terminated",
+            ResponseFlag::UpstreamRetryLimitExceeded => "upstream retry limit exceeded",
+            ResponseFlag::DownstreamProtocolError => "downstream HTTP protocol error",
+            ResponseFlag::UpstreamProtocolError => "upstream HTTP protocol error (502)",
+        }
+    }
+
+    /// The flag with this short code.
+    pub fn from_short(s: &str) -> Option<ResponseFlag> {
+        ResponseFlag::ALL.into_iter().find(|f| f.short() == s)
+    }
+}
+
+/// The flags of one request, in the order they were set (as newer Envoy prints them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    set: [Option<ResponseFlag>; 4],
+}
+
+impl Flags {
+    /// Adds a flag (ignored if already set).
+    pub fn insert(&mut self, f: ResponseFlag) {
+        if self.contains(f) {
+            return;
+        }
+        if let Some(slot) = self.set.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(f);
+        }
+    }
+    /// Whether `f` is set.
+    pub fn contains(&self, f: ResponseFlag) -> bool {
+        self.set.contains(&Some(f))
+    }
+    /// Whether no flag is set.
+    pub fn is_empty(&self) -> bool {
+        self.set[0].is_none()
+    }
+    /// Writes `UO,URX` style (or `-` when empty).
+    pub fn write_short(&self, out: &mut String) {
+        if self.is_empty() {
+            out.push('-');
+            return;
+        }
+        for (i, f) in self.set.iter().flatten().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(f.short());
+        }
+    }
+}
+
+/// What one request did, as the access log reports it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the request started.
+    pub start_time: SystemTime,
+    /// Request method.
+    pub method: http::Method,
+    /// The original path (`X-ENVOY-ORIGINAL-PATH?:PATH`).
+    pub path: String,
+    /// Request protocol.
+    pub version: http::Version,
+    /// Response status; 0 when no response was started.
+    pub code: u16,
+    /// Response flags.
+    pub flags: Flags,
+    /// Request body bytes received.
+    pub bytes_received: u64,
+    /// Response body bytes sent.
+    pub bytes_sent: u64,
+    /// Milliseconds from start to the last byte sent.
+    pub duration_ms: u64,
+    /// `x-envoy-upstream-service-time` of the response, when it came from upstream.
+    pub upstream_service_time: Option<u64>,
+    /// Request headers the default format prints.
+    pub x_forwarded_for: Option<String>,
+    /// `user-agent`
+    pub user_agent: Option<String>,
+    /// `x-request-id`
+    pub request_id: Option<String>,
+    /// `:authority` / `host`
+    pub authority: Option<String>,
+    /// The upstream host used, if any.
+    pub upstream_host: Option<SocketAddr>,
+    /// The upstream cluster, if one was chosen.
+    pub upstream_cluster: Option<Arc<str>>,
+    /// `%RESPONSE_CODE_DETAILS%`
+    pub details: &'static str,
+}
+
+/// How lines are rendered.
+#[derive(Debug, Clone)]
+pub enum Format {
+    /// Envoy's default format.
+    Default,
+    /// An Envoy format string (`%OPERATOR%` substitution); App Mesh `format.text`.
+    Text(String),
+    /// App Mesh `format.json`: key/value pairs, each value a format string.
+    Json(Vec<(String, String)>),
+}
+
+/// Envoy's default access-log format string.
+pub const DEFAULT_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
+
+enum Value<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Num(u64),
+    Missing,
+}
+
+fn protocol(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn operator<'a>(r: &'a Record, op: &str) -> Value<'a> {
+    use std::borrow::Cow;
+    let opt = |s: &'a Option<String>| match s {
+        Some(s) if !s.is_empty() => Value::Str(Cow::Borrowed(s.as_str())),
+        _ => Value::Missing,
+    };
+    match op {
+        "START_TIME" => Value::Str(Cow::Owned(
+            humantime::format_rfc3339_millis(r.start_time).to_string(),
+        )),
+        "PROTOCOL" => Value::Str(Cow::Borrowed(protocol(r.version))),
+        "RESPONSE_CODE" => Value::Num(u64::from(r.code)),
+        "RESPONSE_FLAGS" => {
+            let mut s = String::new();
+            r.flags.write_short(&mut s);
+            Value::Str(Cow::Owned(s))
+        }
+        "RESPONSE_CODE_DETAILS" => Value::Str(Cow::Borrowed(r.details)),
+        "BYTES_RECEIVED" => Value::Num(r.bytes_received),
+        "BYTES_SENT" => Value::Num(r.bytes_sent),
+        "DURATION" => Value::Num(r.duration_ms),
+        "UPSTREAM_HOST" => match r.upstream_host {
+            Some(a) => Value::Str(Cow::Owned(a.to_string())),
+            None => Value::Missing,
+        },
+        "UPSTREAM_CLUSTER" => match &r.upstream_cluster {
+            Some(c) => Value::Str(Cow::Borrowed(c)),
+            None => Value::Missing,
+        },
+        _ => {
+            if let Some(h) = op.strip_prefix("REQ(").and_then(|s| s.strip_suffix(')')) {
+                // `A?B`: A, or B when A is absent.
+                let first = h.split('?').next().unwrap_or(h);
+                let pick = |name: &str| -> Value<'a> {
+                    match name.to_ascii_lowercase().as_str() {
+                        ":method" => Value::Str(Cow::Borrowed(r.method.as_str())),
+                        ":path" => Value::Str(Cow::Borrowed(r.path.as_str())),
+                        ":authority" | "host" => opt(&r.authority),
+                        "x-forwarded-for" => opt(&r.x_forwarded_for),
+                        "user-agent" => opt(&r.user_agent),
+                        "x-request-id" => opt(&r.request_id),
+                        _ => Value::Missing,
+                    }
+                };
+                match pick(first) {
+                    Value::Missing => h.split('?').nth(1).map_or(Value::Missing, pick),
+                    v => v,
+                }
+            } else if let Some(h) = op.strip_prefix("RESP(").and_then(|s| s.strip_suffix(')')) {
+                if h.eq_ignore_ascii_case("x-envoy-upstream-service-time") {
+                    r.upstream_service_time.map_or(Value::Missing, Value::Num)
+                } else {
+                    Value::Missing
+                }
+            } else {
+                Value::Missing
+            }
+        }
+    }
+}
+
+/// Renders `fmt` (an Envoy format string) for `r` into `out`; unknown or absent values print `-`.
+pub fn render_text(fmt: &str, r: &Record, out: &mut String) {
+    let mut rest = fmt;
+    while let Some(start) = rest.find('%') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('%') {
+            Some(end) if end > 0 => {
+                match operator(r, &after[..end]) {
+                    Value::Str(s) => out.push_str(&s),
+                    Value::Num(n) => {
+                        let _ = write!(out, "{n}");
+                    }
+                    Value::Missing => out.push('-'),
+                }
+                rest = &after[end + 1..];
+            }
+            Some(_) => {
+                out.push('%'); // "%%" is a literal percent
+                rest = &after[1..];
+            }
+            None => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
+impl Format {
+    /// Renders one line (with its trailing newline) for `r` into `out`.
+    pub fn render(&self, r: &Record, out: &mut String) {
+        match self {
+            Format::Default => render_text(DEFAULT_FORMAT, r, out),
+            Format::Text(f) => {
+                render_text(f, r, out);
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            Format::Json(pairs) => {
+                let mut obj = serde_json::Map::new();
+                for (k, v) in pairs {
+                    let trimmed = v.trim();
+                    // A value that is exactly one operator keeps its type (numbers as numbers).
+                    let whole = trimmed.len() > 2
+                        && trimmed.starts_with('%')
+                        && trimmed.ends_with('%')
+                        && !trimmed[1..trimmed.len() - 1].contains('%');
+                    let value = if whole {
+                        match operator(r, &trimmed[1..trimmed.len() - 1]) {
+                            Value::Num(n) => serde_json::Value::from(n),
+                            Value::Str(s) => serde_json::Value::from(s.into_owned()),
+                            Value::Missing => serde_json::Value::Null,
+                        }
+                    } else {
+                        let mut s = String::new();
+                        render_text(v, r, &mut s);
+                        serde_json::Value::from(s)
+                    };
+                    obj.insert(k.clone(), value);
+                }
+                out.push_str(&serde_json::Value::Object(obj).to_string());
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// Counters of an access-log writer (`access_log.<path>.written_lines` etc.).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Lines written.
+    pub written: Counter,
+    /// Lines dropped because the queue was full.
+    pub dropped: Counter,
+    /// Lines lost to write errors.
+    pub write_errors: Counter,
+}
+
+/// A file access log fed through a bounded queue; cloning shares the queue.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: tokio::sync::mpsc::Sender<Record>,
+    /// The file written to.
+    pub path: PathBuf,
+    /// Its counters.
+    pub stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Opens `path` for appending and starts the task that writes to it. `capacity` bounds the
+    /// queue of records not yet written. Must be called inside a tokio runtime.
+    pub fn open(path: PathBuf, format: Format, capacity: usize) -> std::io::Result<Writer> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(capacity);
+        let stats = Arc::new(WriterStats::default());
+        let task_stats = stats.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::with_capacity(512);
+            let mut batch = Vec::with_capacity(16);
+            while rx.blocking_recv_many(&mut batch, 64) > 0 {
+                line.clear();
+                for r in batch.drain(..) {
+                    format.render(&r, &mut line);
+                }
+                let n = line.lines().count() as u64;
+                match file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+                    Ok(()) => task_stats.written.add(n),
+                    Err(_) => task_stats.write_errors.add(n),
+                }
+            }
+        });
+        Ok(Writer { tx, path, stats })
+    }
+
+    /// Queues a record; never waits. A full queue drops it and counts the drop.
+    pub fn log(&self, r: Record) {
+        if self.tx.try_send(r).is_err() {
+            self.stats.dropped.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn record() -> Record {
+        let mut flags = Flags::default();
+        flags.insert(ResponseFlag::UpstreamOverflow);
+        Record {
+            start_time: UNIX_EPOCH + Duration::from_millis(1_460_751_420_310),
+            method: http::Method::POST,
+            path: "/api/v1/locations".into(),
+            version: http::Version::HTTP_2,
+            code: 204,
+            flags: Flags::default(),
+            bytes_received: 154,
+            bytes_sent: 0,
+            duration_ms: 226,
+            upstream_service_time: Some(100),
+            x_forwarded_for: Some("10.0.35.28".into()),
+            user_agent: Some("nsq2http".into()),
+            request_id: Some("cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2".into()),
+            authority: Some("locations".into()),
+            upstream_host: Some("10.0.2.1:80".parse().expect("addr")),
+            upstream_cluster: None,
+            details: "via_upstream",
+        }
+        .with_flags(flags)
+    }
+
+    impl Record {
+        fn with_flags(mut self, f: Flags) -> Self {
+            self.flags = f;
+            self
+        }
+    }
+
+    #[test]
+    fn default_format_matches_envoys_doc_example() {
+        let r = record().with_flags(Flags::default());
+        let mut out = String::new();
+        Format::Default.render(&r, &mut out);
+        assert_eq!(
+            out,
+            "[2016-04-15T20:17:00.310Z] \"POST /api/v1/locations HTTP/2\" 204 - 154 0 226 100 \"10.0.35.28\" \"nsq2http\" \"cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2\" \"locations\" \"10.0.2.1:80\"\n"
+        );
+    }
+
+    #[test]
+    fn local_reply_prints_dashes_and_flags() {
+        let mut r = record();
+        r.upstream_service_time = None;
+        r.upstream_host = None;
+        r.x_forwarded_for = None;
+        r.flags.insert(ResponseFlag::UpstreamRetryLimitExceeded);
+        let mut out = String::new();
+        Format::Default.render(&r, &mut out);
+        assert!(out.contains(" 204 UO,URX 154 0 226 - \"-\" "), "{out}");
+        assert!(out.ends_with("\"locations\" \"-\"\n"), "{out}");
+    }
+
+    #[test]
+    fn json_format_keeps_types_of_whole_operators() {
+        let f = Format::Json(vec![
+            ("status".into(), "%RESPONSE_CODE%".into()),
+            ("flags".into(), "%RESPONSE_FLAGS%".into()),
+            ("route".into(), "%REQ(:METHOD)% %REQ(:PATH)%".into()),
+            ("upstream".into(), "%UPSTREAM_CLUSTER%".into()),
+        ]);
+        let mut out = String::new();
+        f.render(&record(), &mut out);
+        let v: serde_json::Value = serde_json::from_str(out.trim_end()).expect("json");
+        assert_eq!(v["status"], 204);
+        assert_eq!(v["flags"], "UO");
+        assert_eq!(v["route"], "POST /api/v1/locations");
+        assert_eq!(v["upstream"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn text_format_handles_literal_percent_and_newline() {
+        let mut out = String::new();
+        Format::Text("%PROTOCOL%:%DURATION% 100%%".into()).render(&record(), &mut out);
+        assert_eq!(out, "HTTP/2:226 100%\n");
+    }
+
+    #[test]
+    fn flags_round_trip_by_short_code() {
+        for f in ResponseFlag::ALL {
+            assert_eq!(ResponseFlag::from_short(f.short()), Some(f));
+        }
+    }
+}
