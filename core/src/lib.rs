@@ -7,4 +7,5 @@ pub mod accesslog;
 pub mod breaker;
 pub mod model;
 pub mod pool;
+pub mod runtime;
 pub mod stats;

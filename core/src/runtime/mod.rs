@@ -1,0 +1,129 @@
+//! The compiled runtime config: what meshd serves, with every reference resolved.
+//!
+//! [`compile`](crate::runtime::compile) turns a validated [`MeshSet`](crate::model::MeshSet)
+//! into a [`RuntimeConfig`]: listeners with their routing tables, and the clusters they send to.
+//! Matching a request against a routing table ([`Routing::route`]) is pure and allocation-free.
+
+mod routing;
+
+use std::net::SocketAddr;
+
+pub use routing::{
+    GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch, PathRewrite,
+    Route, RouteAction, Routing, VirtualHost, WeightedCluster,
+};
+
+use crate::accesslog::Format;
+use crate::breaker::Thresholds;
+use crate::pool::PoolSettings;
+
+/// What a listener does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A virtual node's listener: forwards to its local app.
+    Ingress,
+    /// A virtual node's egress listener: its app's outbound calls, routed by Host.
+    Egress,
+    /// A virtual gateway's listener: gateway routes to virtual services.
+    Gateway,
+}
+
+impl Role {
+    /// `ingress`, `egress` or `ingress` (a gateway's listener is an ingress listener, as in
+    /// App Mesh's Envoy: `http.ingress.*`).
+    pub fn stat_word(self) -> &'static str {
+        match self {
+            Role::Ingress | Role::Gateway => "ingress",
+            Role::Egress => "egress",
+        }
+    }
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Bind {
+    /// A socket address (port 0 picks a free port).
+    Addr(SocketAddr),
+    /// A DNS name and port, resolved when the listener is bound.
+    Host(String, u16),
+}
+
+/// One listener of one local node.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// The local node (virtual node or gateway) it belongs to.
+    pub node: String,
+    /// The node's mesh.
+    pub mesh: String,
+    /// What it does.
+    pub role: Role,
+    /// Where it binds.
+    pub bind: Bind,
+    /// Where requests go.
+    pub routing: Routing,
+    /// For a gateway: the self-redirect cluster whose limits admit every request first.
+    pub admission_cluster: Option<String>,
+    /// The node's access log, if it has one.
+    pub access_log: Option<AccessLog>,
+    /// Per-request timeout (App Mesh `timeout.http.perRequest`, default 15 s; zero = none).
+    pub request_timeout: std::time::Duration,
+}
+
+impl Listener {
+    /// A stable key: a reload keeps the bound socket of a listener whose key is unchanged.
+    pub fn key(&self) -> (String, Role, Bind) {
+        (self.node.clone(), self.role, self.bind.clone())
+    }
+}
+
+/// An access log file and its format.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// The file (`/dev/stdout` allowed).
+    pub path: std::path::PathBuf,
+    /// How lines are rendered.
+    pub format: Format,
+}
+
+/// Where a cluster's hosts come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoints {
+    /// One fixed address (a node's local app).
+    Static(SocketAddr),
+    /// A DNS name: every address it resolves to is a host; re-resolved periodically.
+    Dns {
+        /// The name (a literal IP works too).
+        hostname: String,
+        /// The port.
+        port: u16,
+    },
+    /// The listener of a node this meshd serves itself (its bound address, even with port 0).
+    LocalListener {
+        /// The node.
+        node: String,
+    },
+    /// No hosts: the cluster only counts slots (a gateway's self-redirect cluster).
+    Slots,
+}
+
+/// One upstream cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Its name (`cds_ingress_…`, `cds_egress_…`).
+    pub name: String,
+    /// Its hosts.
+    pub endpoints: Endpoints,
+    /// Breaker limits.
+    pub thresholds: Thresholds,
+    /// Pool settings.
+    pub settings: PoolSettings,
+}
+
+/// Everything one meshd serves.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Listeners of every local node.
+    pub listeners: Vec<Listener>,
+    /// Every cluster a listener refers to, sorted by name.
+    pub clusters: Vec<Cluster>,
+}
