@@ -1,5 +1,6 @@
-//! meshload: not built yet.
+//! meshload binary: hands the arguments to the library and exits with its code.
+
 fn main() {
-    eprintln!("meshload: not built yet (see the open issues)");
-    std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(meshload::main_with_args(&args));
 }

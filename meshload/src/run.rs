@@ -1,0 +1,279 @@
+//! Orchestration of a run: resolve the target, warm up, start one task per connection, show
+//! progress, stop on Ctrl-C, merge per-connection statistics, write the outputs.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::client::Template;
+use crate::config::{Config, LogLevel, OutputFormat};
+use crate::error::Error;
+use crate::plan::Plan;
+use crate::progress;
+use crate::stats::Counter;
+use crate::worker::{code_is_ok, ConnStats, Shared, Slot, Worker};
+use crate::{json, plot, report, summary};
+
+/// Everything a finished run measured, merged over connections.
+pub struct RunResult {
+    /// Configuration.
+    pub cfg: Arc<Config>,
+    /// Work split.
+    pub plan: Plan,
+    /// Processors used (fortio's GOMAXPROCS).
+    pub procs: usize,
+    /// Resolved target address.
+    pub addr: SocketAddr,
+    /// Wall-clock time when the measured run started (after warm-up).
+    pub start_time: SystemTime,
+    /// Measured run time.
+    pub elapsed: Duration,
+    /// Merged statistics.
+    pub stats: ConnStats,
+    /// Per connection: sockets opened and connect times.
+    pub per_conn: Vec<(u64, Counter)>,
+    /// Ended by Ctrl-C.
+    pub interrupted: bool,
+    /// Ended by `-abort-on`.
+    pub aborted: bool,
+}
+
+impl RunResult {
+    /// Calls made.
+    pub fn count(&self) -> u64 {
+        self.stats.durations.counter.count
+    }
+
+    /// Achieved calls per second.
+    pub fn actual_qps(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.count() as f64 / s
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether latency is measured from the schedule (`-qps` > 0).
+    pub fn paced(&self) -> bool {
+        self.plan.per_thread_qps.is_some()
+    }
+}
+
+/// Prints a log line on stderr (fortio's logger lines are not part of the result format).
+pub fn log(cfg: &Config, level: LogLevel, msg: &str) {
+    if cfg.loglevel <= level {
+        let tag = match level {
+            LogLevel::Debug | LogLevel::Verbose => "DBG",
+            LogLevel::Info => "INF",
+            LogLevel::Warning => "WRN",
+            _ => "ERR",
+        };
+        eprintln!("[{tag}] {msg}");
+    }
+}
+
+fn procs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs the load test described by `cfg` and writes every requested output.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    let procs = procs();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(procs)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime("tokio runtime", e))?;
+    let result = rt.block_on(execute(Arc::new(cfg), procs))?;
+    // Connections still closing must not delay the report.
+    rt.shutdown_background();
+    output(&result)
+}
+
+async fn resolve(cfg: &Config) -> Result<SocketAddr, Error> {
+    let what = format!("lookup {}", cfg.host);
+    let lookup = tokio::net::lookup_host((cfg.host.as_str(), cfg.port));
+    let mut addrs = tokio::time::timeout(cfg.timeout, lookup)
+        .await
+        .map_err(|_| Error::runtime(&what, "timed out"))?
+        .map_err(|e| Error::runtime(&what, e))?;
+    addrs
+        .next()
+        .ok_or_else(|| Error::runtime(&what, "no address"))
+}
+
+async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
+    for w in &cfg.warnings {
+        log(&cfg, LogLevel::Warning, w);
+    }
+    let addr = resolve(&cfg).await?;
+    let plan = Plan::new(&cfg, procs);
+    let tail = if cfg.exactly > 0 {
+        format!(", for {} calls: {}", cfg.exactly, cfg.url)
+    } else if let Some(d) = cfg.duration {
+        format!(", for {}: {}", crate::gofmt::duration(d), cfg.url)
+    } else {
+        format!(", until interrupted: {}", cfg.url)
+    };
+    eprintln!(
+        "meshload {} running at {} queries per second, {procs}->{procs} procs{tail}",
+        env!("CARGO_PKG_VERSION"),
+        crate::gofmt::g(cfg.qps)
+    );
+    for w in &plan.warnings {
+        log(&cfg, LogLevel::Warning, w);
+    }
+    let (stop_tx, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        template: Template::new(&cfg),
+        stop: AtomicBool::new(false),
+        stop_tx,
+        aborted: AtomicBool::new(false),
+        slots: (0..plan.threads).map(|_| Slot::default()).collect(),
+        plan: plan.clone(),
+    });
+    let mut workers: Vec<Worker> = (0..plan.threads)
+        .map(|i| Worker::new(i, shared.clone(), addr))
+        .collect();
+    if cfg.exactly == 0 {
+        workers = warmup(&cfg, workers).await?;
+    }
+    if cfg.loglevel <= LogLevel::Warning || plan.starting_always {
+        eprintln!("{}", plan.starting);
+    }
+
+    let ctrl_c = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                shared.request_stop();
+            }
+        })
+    };
+    let start_time = SystemTime::now();
+    let start = Instant::now();
+    let show_progress = std::io::stderr().is_terminal();
+    let progress = show_progress.then(|| tokio::spawn(progress::show(shared.clone(), start)));
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|w| tokio::spawn(w.run(start)))
+        .collect();
+    let mut finished = Vec::with_capacity(handles.len());
+    for h in handles {
+        finished.push(h.await.map_err(|e| Error::runtime("connection task", e))?);
+    }
+    let elapsed = start.elapsed();
+    ctrl_c.abort();
+    if let Some(p) = progress {
+        p.abort();
+        let _ = p.await;
+        progress::clear();
+    }
+    let interrupted =
+        shared.stop.load(Ordering::Relaxed) && !shared.aborted.load(Ordering::Relaxed);
+    let mut stats = ConnStats::new(&cfg);
+    let mut per_conn = Vec::with_capacity(finished.len());
+    for w in &finished {
+        stats.merge(&w.stats);
+        per_conn.push((w.stats.sockets, w.stats.connect.counter));
+    }
+    Ok(RunResult {
+        cfg,
+        plan,
+        procs,
+        addr,
+        start_time,
+        elapsed,
+        stats,
+        per_conn,
+        interrupted,
+        aborted: shared.aborted.load(Ordering::Relaxed),
+    })
+}
+
+/// fortio's parallel warm-up: one uncounted call per connection; a failure aborts the run unless
+/// `-allow-initial-errors`.
+async fn warmup(cfg: &Config, workers: Vec<Worker>) -> Result<Vec<Worker>, Error> {
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| {
+            tokio::spawn(async move {
+                let r = w.warmup().await;
+                (w, r)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(handles.len());
+    let mut failure = None;
+    for h in handles {
+        let (w, (code, size)) = h.await.map_err(|e| Error::runtime("warm-up task", e))?;
+        if !code_is_ok(code) && failure.is_none() {
+            failure = Some((code, size));
+        }
+        out.push(w);
+    }
+    if let Some((code, size)) = failure {
+        let msg = format!(
+            "Aborting because of error {code} for {} ({size} bytes)",
+            cfg.url
+        );
+        if !cfg.allow_initial_errors {
+            return Err(Error::runtime(
+                "warm-up",
+                format!("{msg}; use -allow-initial-errors to run anyway"),
+            ));
+        }
+        log(cfg, LogLevel::Warning, &msg);
+    }
+    Ok(out)
+}
+
+fn write_file(path: &str, data: &[u8], what: &str) -> Result<(), Error> {
+    std::fs::write(path, data).map_err(|e| Error::runtime(format!("{what} {path}"), e))
+}
+
+/// Writes the text report (stderr), the JSON result, the plot and the stdout summary.
+fn output(r: &RunResult) -> Result<(), Error> {
+    let text = report::text(r);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+    drop(err);
+    if let Some(path) = &r.cfg.json {
+        let doc = json::fortio_result(r);
+        if path == "-" {
+            let mut out = std::io::stdout().lock();
+            out.write_all(doc.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::runtime("stdout", e))?;
+            eprintln!(
+                "Successfully wrote {} bytes of Json data to stdout",
+                doc.len()
+            );
+        } else {
+            write_file(path, doc.as_bytes(), "-json")?;
+            eprintln!(
+                "Successfully wrote {} bytes of Json data to {path}",
+                doc.len()
+            );
+        }
+    }
+    if let Some(path) = &r.cfg.plot {
+        write_file(path, plot::svg(r).as_bytes(), "-plot")?;
+        eprintln!("Wrote latency plot to {path}");
+    }
+    if r.cfg.output == OutputFormat::Json {
+        let doc = summary::json(r);
+        let mut out = std::io::stdout().lock();
+        out.write_all(doc.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::runtime("stdout", e))?;
+    }
+    Ok(())
+}
