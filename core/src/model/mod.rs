@@ -1,1 +1,54 @@
 //! The App Mesh resource model: resources, document shapes, validation.
+//!
+//! # What is here
+//!
+//! * Resource types with App Mesh's exact JSON names ([`VirtualNode`], [`VirtualGateway`],
+//!   [`GatewayRoute`], [`VirtualRouter`], [`Route`], [`VirtualService`], [`Mesh`]), unions as
+//!   one-key enums, enums with the exact strings. Unknown fields are errors.
+//! * [`parse_document`]: CLI-input JSON, describe-output wrappers (`{"virtualNode": {...}}`) or
+//!   an array of either; the kind comes from the name key, no `kind` field is needed.
+//! * [`validate_resource`]: the ranges and rules of one resource (reference §3–§8).
+//! * [`MeshSet`]: all resources of a config directory, whole-mesh rules (duplicates, references)
+//!   and the lookups the daemon compiles its config from.
+//!
+//! # How it works
+//!
+//! Parsing goes text → `serde_json::Value` → typed resource with `serde_path_to_error`, so every
+//! type or unknown-field error carries its JSON path (relative to the resource). Validation then
+//! walks the typed resource and reports *all* violations, each with a message that says what is
+//! allowed. Serializing a resource back writes keys in App Mesh's order (alphabetical): struct
+//! fields are declared in that order.
+//!
+//! Defaults are not written into resources; they are applied where the data plane reads them
+//! (`HttpConnectionPool::max_pending_requests_or_default`, `HttpTimeout::per_request_or_default`,
+//! `DnsServiceDiscovery::response_type_or_default`, …), so `describe` shows what the user wrote.
+//!
+//! This module does no I/O except [`MeshSet::load_dir`], which reads the directory's files.
+
+mod common;
+mod document;
+mod error;
+mod gateway;
+pub(crate) mod macros;
+mod node;
+mod references;
+mod resource;
+mod router;
+mod service;
+mod set;
+mod validate;
+mod validate_route;
+
+pub use common::*;
+pub use document::{parse_document, parse_value};
+pub use error::{ConfigError, InvalidValue};
+pub use gateway::*;
+pub use node::*;
+pub use resource::{Kind, Resource, ResourceKey};
+pub use router::*;
+pub use service::*;
+pub use set::{is_resource_file_name, MeshSet};
+pub use validate::validate_resource;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Reading resource documents: CLI-input JSON, describe-output wrappers, or an array of either.
+//!
+//! Kind detection needs no `kind` field (reference §15.1): a one-key object whose key is a
+//! describe wrapper (`virtualNode`, `mesh`, …) is describe output; otherwise the most specific
+//! name key decides (`gatewayRouteName` before `virtualGatewayName`, `routeName` before
+//! `virtualRouterName`, …; `meshName` alone is a mesh).
+//!
+//! Paths in errors are relative to the resource object (inside a wrapper or array element),
+//! because the error also names the resource. When the resource cannot be named, the path
+//! starts at the document root (`[2].virtualNode.spec…`).
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::error::{polish_serde_message, ConfigError};
+use super::resource::{Kind, Resource, ResourceKey};
+
+/// Name keys in detection order: the most specific first.
+const DETECTION_ORDER: [Kind; 7] = [
+    Kind::GatewayRoute,
+    Kind::Route,
+    Kind::VirtualGateway,
+    Kind::VirtualRouter,
+    Kind::VirtualNode,
+    Kind::VirtualService,
+    Kind::Mesh,
+];
+
+/// Parses one file's text: a resource object or a JSON array of them, each in CLI-input or
+/// describe-output form. Returns every resource, or every error found (one per resource that
+/// failed to parse; invalid JSON is one error carrying line and column). Only shape and types
+/// are checked here; ranges and rules are `validate_resource`'s and `MeshSet`'s job.
+pub fn parse_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<ConfigError>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        vec![ConfigError::new(
+            file,
+            None,
+            "",
+            format!("invalid JSON: {e}"),
+        )]
+    })?;
+    parse_value(file, &value)
+}
+
+/// Like [`parse_document`] for an already parsed JSON value (e.g. a control-API request body).
+pub fn parse_value(file: &Path, value: &Value) -> Result<Vec<Resource>, Vec<ConfigError>> {
+    let mut resources = Vec::new();
+    let mut errors = Vec::new();
+    match value {
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                match parse_one(file, item, Some(index)) {
+                    Ok(r) => resources.push(r),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        Value::Object(_) => match parse_one(file, value, None) {
+            Ok(r) => resources.push(r),
+            Err(e) => errors.push(e),
+        },
+        other => errors.push(ConfigError::new(
+            file,
+            None,
+            "",
+            format!(
+                "expected a resource object or an array of resources, got {}",
+                json_type(other)
+            ),
+        )),
+    }
+    if errors.is_empty() {
+        Ok(resources)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses one resource object (CLI input or describe wrapper).
+fn parse_one(file: &Path, value: &Value, index: Option<usize>) -> Result<Resource, ConfigError> {
+    let root = index.map(|i| format!("[{i}]")).unwrap_or_default();
+    let Value::Object(map) = value else {
+        return Err(ConfigError::new(
+            file,
+            None,
+            root,
+            format!("expected a resource object, got {}", json_type(value)),
+        ));
+    };
+
+    if map.len() == 1 {
+        if let Some((key, inner)) = map.iter().next() {
+            if let Some(kind) = Kind::from_wrapper_key(key) {
+                return parse_kind(file, kind, inner, &join(&root, key));
+            }
+        }
+    }
+
+    let Some(kind) = DETECTION_ORDER
+        .into_iter()
+        .find(|k| map.contains_key(k.name_key()))
+    else {
+        let wrappers: Vec<&str> = map
+            .keys()
+            .filter(|k| Kind::from_wrapper_key(k).is_some())
+            .map(String::as_str)
+            .collect();
+        let message = if wrappers.is_empty() {
+            let keys: Vec<&str> = DETECTION_ORDER.iter().map(|k| k.name_key()).collect();
+            format!(
+                "cannot tell the resource kind: expected a name key ({}) or a describe wrapper \
+                 such as {{\"virtualNode\": {{...}}}}",
+                keys.join(", ")
+            )
+        } else {
+            let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+            format!(
+                "a describe wrapper must be the only key of its object, found {}",
+                keys.join(", ")
+            )
+        };
+        return Err(ConfigError::new(file, None, root, message));
+    };
+    parse_kind(file, kind, value, &root)
+}
+
+/// Deserializes `value` as a resource of `kind`; `root` locates it in the document and is used
+/// in the error path only when the resource cannot be named.
+fn parse_kind(file: &Path, kind: Kind, value: &Value, root: &str) -> Result<Resource, ConfigError> {
+    let result = match kind {
+        Kind::Mesh => de(value).map(Resource::Mesh),
+        Kind::VirtualNode => de(value).map(Resource::VirtualNode),
+        Kind::VirtualGateway => de(value).map(Resource::VirtualGateway),
+        Kind::GatewayRoute => de(value).map(Resource::GatewayRoute),
+        Kind::VirtualRouter => de(value).map(Resource::VirtualRouter),
+        Kind::Route => de(value).map(Resource::Route),
+        Kind::VirtualService => de(value).map(Resource::VirtualService),
+    };
+    result.map_err(|(path, message)| {
+        let label = label_of(kind, value);
+        let path = if label.is_some() {
+            path
+        } else {
+            join(root, &path)
+        };
+        ConfigError::new(file, label, path, message)
+    })
+}
+
+/// Deserializes with path tracking; the error is `(path, message)`.
+fn de<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        (path, polish_serde_message(&e.inner().to_string()))
+    })
+}
+
+/// `<kind>/<name>` (or `<kind>/<parent>/<name>`) read from the raw object, when the name keys
+/// hold strings.
+fn label_of(kind: Kind, value: &Value) -> Option<String> {
+    let map = value.as_object()?;
+    let name = str_field(map, kind.name_key())?;
+    let parent = match kind.parent_kind() {
+        Some(parent_kind) => Some(str_field(map, parent_kind.name_key())?),
+        None => None,
+    };
+    let mesh = str_field(map, Kind::Mesh.name_key()).unwrap_or("");
+    Some(ResourceKey::new(kind, mesh, parent, name).to_string())
+}
+
+fn str_field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key).and_then(Value::as_str)
+}
+
+fn join(root: &str, path: &str) -> String {
+    match (root.is_empty(), path.is_empty()) {
+        (true, _) => path.to_string(),
+        (false, true) => root.to_string(),
+        (false, false) if path.starts_with('[') => format!("{root}{path}"),
+        (false, false) => format!("{root}.{path}"),
+    }
+}
+
+/// "a string", "an array", … for messages.
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

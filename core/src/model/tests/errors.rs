@@ -1,0 +1,3 @@
+//! Every kind of error names file, resource, path and what is allowed.
+
+use super::*;
