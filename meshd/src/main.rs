@@ -1,4 +1,8 @@
-fn main() {
-    eprintln!("meshd: not built yet");
-    std::process::exit(2);
+//! meshd: parses flags and runs the daemon (see the library for everything else).
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = meshd::cli::Args::parse();
+    meshd::run(args)
 }

@@ -4,10 +4,12 @@
 //! into a [`RuntimeConfig`]: listeners with their routing tables, and the clusters they send to.
 //! Matching a request against a routing table ([`Routing::route`]) is pure and allocation-free.
 
+mod compile;
 mod routing;
 
 use std::net::SocketAddr;
 
+pub use compile::{compile, Overrides};
 pub use routing::{
     GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch, PathRewrite,
     Route, RouteAction, Routing, VirtualHost, WeightedCluster,
@@ -29,6 +31,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// `ingress`, `egress` or `gateway`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingress => "ingress",
+            Role::Egress => "egress",
+            Role::Gateway => "gateway",
+        }
+    }
+
     /// `ingress`, `egress` or `ingress` (a gateway's listener is an ingress listener, as in
     /// App Mesh's Envoy: `http.ingress.*`).
     pub fn stat_word(self) -> &'static str {

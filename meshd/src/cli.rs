@@ -1,0 +1,100 @@
+//! meshd's command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// `NAME=IP:PORT`, as `--listen`, `--app` and `--egress` take it.
+#[derive(Debug, Clone)]
+pub struct NodeAddr {
+    /// The node.
+    pub node: String,
+    /// The address.
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for NodeAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (node, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=IP:PORT, got {s:?}"))?;
+        if node.is_empty() {
+            return Err(format!("expected NAME=IP:PORT, got {s:?} (empty name)"));
+        }
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("{addr:?} is not an IP:PORT address: {e}"))?;
+        Ok(NodeAddr {
+            node: node.to_owned(),
+            addr,
+        })
+    }
+}
+
+/// The mesh proxy daemon: serves the virtual nodes and gateways of its config directory with
+/// Envoy's circuit breakers, exact limits, Envoy stats and access logs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshd",
+    version,
+    after_help = "Examples:
+  meshd --config-dir /etc/meshd
+  meshd --config-dir examples/walkthrough --node green --app green=127.0.0.1:9080
+  curl -s localhost:9901/stats | grep cx_open
+
+Every *.json file in the config directory holds one App Mesh resource (CLI input or describe
+output) or an array of them. The directory is watched: a valid change applies at once, without
+restart and without cutting in-flight requests; an invalid one is logged (file, JSON path,
+reason) and the running config keeps serving.
+
+Exit codes: 0 stopped by a signal, 1 runtime failure (e.g. a port in use), 2 invalid flags or
+invalid config at startup."
+)]
+pub struct Args {
+    /// Directory of mesh resources (*.json), watched for changes.
+    #[arg(long, env = "MESHD_CONFIG_DIR", default_value = "/etc/meshd")]
+    pub config_dir: PathBuf,
+
+    /// Admin HTTP endpoint (/stats, /clusters, ...). Port 0 picks a free port.
+    #[arg(long, env = "MESHD_ADMIN", default_value = "127.0.0.1:9901")]
+    pub admin: SocketAddr,
+
+    /// Write the admin endpoint's bound address to this file once meshd is ready.
+    #[arg(long, value_name = "FILE")]
+    pub admin_address_path: Option<PathBuf>,
+
+    /// Control socket for meshctl.
+    #[arg(long, env = "MESHD_SOCKET", default_value = "/run/meshd/meshd.sock")]
+    pub socket: PathBuf,
+
+    /// Serve only this virtual node or gateway (repeatable). Default: every one in the config.
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+
+    /// Bind a node's listener here instead of its DNS hostname and port (repeatable).
+    #[arg(long = "listen", value_name = "NAME=IP:PORT")]
+    pub listen: Vec<NodeAddr>,
+
+    /// A node's local app address instead of 127.0.0.1:<listener port> (repeatable).
+    #[arg(long = "app", value_name = "NAME=IP:PORT")]
+    pub app: Vec<NodeAddr>,
+
+    /// A node's egress listener instead of 127.0.0.1:15001 (repeatable).
+    #[arg(long = "egress", value_name = "NAME=IP:PORT")]
+    pub egress: Vec<NodeAddr>,
+
+    /// How often DNS names of upstream hosts are resolved again.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub dns_refresh: Duration,
+
+    /// How long to wait for more changes in the config directory before applying them.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub debounce: Duration,
+
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `meshd=debug`). Also RUST_LOG.
+    #[arg(long, env = "MESHD_LOG", default_value = "info")]
+    pub log: String,
+}
