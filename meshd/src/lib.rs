@@ -3,11 +3,13 @@
 //! - [`proxy`]: the request path, where every request is admitted or refused;
 //! - [`server`]: listeners, clusters and how a new config is applied;
 //! - [`admin`] and [`render`]: the admin endpoint and its formats;
-//! - [`watch`]: the config directory watcher.
+//! - [`watch`]: the config directory watcher;
+//! - [`control`]: the control API on the Unix socket (meshctl).
 
 pub mod admin;
 pub mod body;
 pub mod cli;
+pub mod control;
 pub mod proxy;
 pub mod render;
 pub mod server;
@@ -92,6 +94,42 @@ pub fn config_dump(set: &MeshSet) -> serde_json::Value {
     serde_json::json!({ "resources": resources })
 }
 
+/// Why the config directory could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Some resource is invalid (each error names file, JSON path and reason).
+    #[error("invalid config: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigError>),
+    /// The config is valid but could not be put in force (e.g. a port in use).
+    #[error(transparent)]
+    Apply(#[from] server::ApplyError),
+}
+
+/// The running daemon, as the watcher and the control API use it.
+pub struct Daemon {
+    /// The config directory (the source of truth).
+    pub config_dir: std::path::PathBuf,
+    /// The per-process flags.
+    pub overrides: Overrides,
+    /// Listeners and clusters.
+    pub server: Arc<Server>,
+    /// The admin endpoint's state (stats, config dump).
+    pub admin: Arc<Admin>,
+    /// Held while the config directory is written or reloaded, so changes apply one at a time.
+    pub config_lock: tokio::sync::Mutex<()>,
+}
+
+impl Daemon {
+    /// Reads, validates, compiles and applies the config directory. On error the running
+    /// config is unchanged. Callers that write the directory hold `config_lock` around both.
+    pub async fn reload_locked(&self) -> Result<MeshSet, ReloadError> {
+        let set = load(&self.config_dir).map_err(ReloadError::Invalid)?;
+        self.server.apply(compile(&set, &self.overrides)).await?;
+        self.admin.config_dump.store(Arc::new(config_dump(&set)));
+        Ok(set)
+    }
+}
+
 fn notify_systemd(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
@@ -169,13 +207,18 @@ async fn serve(args: Args) -> ExitCode {
     tokio::spawn(admin.clone().serve(admin_socket));
     tracing::info!(admin = %admin_addr, config_dir = %args.config_dir.display(), resources = set.len(), "meshd ready");
 
-    let watcher = watch::spawn(
-        args.config_dir.clone(),
-        args.debounce,
+    let daemon = Arc::new(Daemon {
+        config_dir: args.config_dir.clone(),
         overrides,
-        server.clone(),
-        admin.clone(),
-    );
+        server: server.clone(),
+        admin: admin.clone(),
+        config_lock: tokio::sync::Mutex::new(()),
+    });
+    if let Err(e) = control::start(daemon.clone(), &args).await {
+        eprintln!("meshd: control socket {} : {e}", args.socket.display());
+        return ExitCode::from(1);
+    }
+    let watcher = watch::spawn(daemon.clone(), args.debounce);
     let _watcher = match watcher {
         Ok(w) => w,
         Err(e) => {

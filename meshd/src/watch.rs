@@ -2,61 +2,45 @@
 //! read, validated and compiled first; anything invalid is logged (file, JSON path, reason),
 //! counted in `server.config_reload_failure`, and the running config keeps serving.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_core::runtime::{compile, Overrides};
 use notify::{RecursiveMode, Watcher};
 
-use crate::admin::Admin;
-use crate::server::Server;
+use crate::{Daemon, ReloadError};
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct Watch {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Reads, validates, compiles and applies the directory once. Returns whether it applied.
-pub async fn reload(
-    dir: &std::path::Path,
-    overrides: &Overrides,
-    server: &Arc<Server>,
-    admin: &Admin,
-) -> bool {
-    let set = match crate::load(dir) {
-        Ok(s) => s,
-        Err(errors) => {
-            for e in &errors {
-                tracing::error!(file = %e.file.display(), path = %e.path, reason = %e.message, "invalid config; keeping the running config: {e}");
-            }
-            admin.stats.config_reload_failure.inc();
-            return false;
-        }
-    };
-    match server.apply(compile(&set, overrides)).await {
-        Ok(()) => {
-            admin.config_dump.store(Arc::new(crate::config_dump(&set)));
-            admin.stats.config_reload_success.inc();
+/// Reads, validates, compiles and applies the directory once; logs and counts the outcome.
+pub async fn reload(daemon: &Daemon) -> bool {
+    let _lock = daemon.config_lock.lock().await;
+    match daemon.reload_locked().await {
+        Ok(set) => {
+            daemon.admin.stats.config_reload_success.inc();
             tracing::info!(resources = set.len(), "config applied");
             true
         }
+        Err(ReloadError::Invalid(errors)) => {
+            for e in &errors {
+                tracing::error!(file = %e.file.display(), path = %e.path, reason = %e.message, "invalid config; keeping the running config: {e}");
+            }
+            daemon.admin.stats.config_reload_failure.inc();
+            false
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot apply config; keeping the running config");
-            admin.stats.config_reload_failure.inc();
+            daemon.admin.stats.config_reload_failure.inc();
             false
         }
     }
 }
 
 /// Starts watching `dir`; changes are applied `debounce` after the last event of a burst.
-pub fn spawn(
-    dir: PathBuf,
-    debounce: Duration,
-    overrides: Overrides,
-    server: Arc<Server>,
-    admin: Arc<Admin>,
-) -> notify::Result<Watch> {
+pub fn spawn(daemon: Arc<Daemon>, debounce: Duration) -> notify::Result<Watch> {
+    let dir = daemon.config_dir.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
@@ -81,7 +65,7 @@ pub fn spawn(
                     Err(_) => break,
                 }
             }
-            reload(&dir, &overrides, &server, &admin).await;
+            reload(&daemon).await;
         }
     });
     Ok(Watch { _watcher: watcher })
