@@ -237,3 +237,108 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A running meshd with its config directory, admin endpoint and control socket in a temp dir.
+pub struct Meshd {
+    pub proc: Proc,
+    pub admin: SocketAddr,
+    /// The config directory meshd watches.
+    pub config_dir: PathBuf,
+    /// The control socket path.
+    pub socket: PathBuf,
+    pub dir: TempDir,
+}
+
+/// A fresh temp dir holding a copy of `examples/walkthrough` (in `config/`), with every access
+/// log path pointed at `<dir>/access.log`. Returns the dir and the config path.
+pub fn walkthrough_config() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("mkdir config");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/walkthrough");
+    let log = dir.path().join("access.log");
+    for entry in std::fs::read_dir(&src).expect("walkthrough dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            let text = text.replace("/dev/stdout", &log.display().to_string());
+            std::fs::write(config.join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+    (dir, config)
+}
+
+impl Meshd {
+    /// Starts meshd on `config_dir` with the admin endpoint on a free loopback port, plus
+    /// `extra` flags (e.g. `--listen green=127.0.0.1:0 --app green=IP:PORT`). Waits until the
+    /// admin endpoint answers `/ready`.
+    pub fn start(config_dir: &Path, extra: &[&str]) -> Meshd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr_file = dir.path().join("admin.addr");
+        let socket = dir.path().join("meshd.sock");
+        let mut cmd = Command::new(bin("meshd"));
+        cmd.arg("--config-dir")
+            .arg(config_dir)
+            .args(["--admin", "127.0.0.1:0", "--admin-address-path"])
+            .arg(&addr_file)
+            .arg("--socket")
+            .arg(&socket)
+            .args(extra)
+            .env("MESHD_LOG", "info,meshd=debug");
+        let (mut proc, stdout) = Proc::spawn("meshd", cmd, dir.path());
+        // meshd's stdout may carry access logs: keep draining it.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
+        });
+        let admin: SocketAddr = eventually("meshd to write its admin address", READY_TIMEOUT, || {
+            if let Some(code) = proc.wait_exit(Duration::from_millis(1)) {
+                panic!("meshd exited with {code} before it was ready:\n{}", proc.stderr());
+            }
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        });
+        let m = Meshd {
+            proc,
+            admin,
+            config_dir: config_dir.to_owned(),
+            socket,
+            dir,
+        };
+        assert_eq!(http_get(&m.url("/ready")).status, 200);
+        m
+    }
+
+    /// `http://<admin><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// The address of a listener, by its `/listeners` name (`green-ingress`, `ingress-gw-gateway`,
+    /// `green-egress`).
+    pub fn listener(&self, name: &str) -> SocketAddr {
+        let body = http_get(&self.url("/listeners")).body;
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}::")))
+            .unwrap_or_else(|| panic!("no listener {name} in:\n{body}"))
+            .parse()
+            .expect("listener address")
+    }
+
+    /// Every stat, parsed from `/stats`.
+    pub fn stats(&self) -> std::collections::BTreeMap<String, u64> {
+        http_get(&self.url("/stats"))
+            .body
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(": ")?;
+                Some((k.to_owned(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// One stat (0 when absent, as Envoy's lazily created counters read).
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats().get(name).copied().unwrap_or(0)
+    }
+}
