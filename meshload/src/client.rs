@@ -270,6 +270,7 @@ pub struct Client {
     keepalive: bool,
     timeout: Duration,
     conn: Option<Conn>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Successful connects (fortio's socket count).
     pub sockets: u64,
 }
@@ -286,20 +287,47 @@ impl Client {
             keepalive: cfg.keepalive,
             timeout: cfg.timeout,
             conn: None,
+            timer: None,
             sockets: 0,
         }
     }
 
-    /// Makes one call. Each connect duration (seconds) is recorded in `on_connect`.
+    /// Makes one call, bounded by the timeout. Each connect duration (seconds) is recorded in
+    /// `on_connect`.
+    ///
+    /// The timeout uses one lazily re-armed timer per connection instead of a new timer per
+    /// request: the timer keeps an older (earlier) deadline, and when it fires before the current
+    /// call's deadline it is simply moved forward. It is re-armed at most once per timeout period.
     pub async fn call(
         &mut self,
         template: &Template,
         on_connect: &mut crate::stats::Histogram,
     ) -> CallResult {
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, self.call_inner(template, on_connect)).await {
-            Ok(r) => r,
-            Err(_) => {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut timer = self
+            .timer
+            .take()
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)));
+        let result = {
+            let call = self.call_inner(template, on_connect);
+            let mut call = pin!(call);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut call => break Some(r),
+                    _ = timer.as_mut() => {
+                        if tokio::time::Instant::now() >= deadline {
+                            break None;
+                        }
+                        timer.as_mut().reset(deadline);
+                    }
+                }
+            }
+        };
+        self.timer = Some(timer);
+        match result {
+            Some(r) => r,
+            None => {
                 self.conn = None;
                 Err(())
             }

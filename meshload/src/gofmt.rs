@@ -107,7 +107,7 @@ pub fn g(v: f64) -> String {
     let d = digits_from_exp(&format!("{v:e}"));
     let nd = d.digits.len() as i32;
     let exp = d.dp - 1;
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         return fmt_e(&d, (nd - 1).max(0) as usize);
     }
     fmt_f(&d, (nd - d.dp).max(0) as usize)

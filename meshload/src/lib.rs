@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod gofmt;
 pub mod json;
+pub mod lanes;
 pub mod latency;
 pub mod pace;
 pub mod plan;

@@ -15,7 +15,8 @@ use crate::error::Error;
 use crate::plan::Plan;
 use crate::progress;
 use crate::stats::Counter;
-use crate::worker::{code_is_ok, ConnStats, Shared, Slot, Worker};
+use crate::lanes::{Lanes, Warm};
+use crate::worker::{code_is_ok, ConnStats, Shared, Slot};
 use crate::{json, plot, report, summary};
 
 /// Everything a finished run measured, merged over connections.
@@ -84,8 +85,8 @@ fn procs() -> usize {
 /// Runs the load test described by `cfg` and writes every requested output.
 pub fn run(cfg: Config) -> Result<(), Error> {
     let procs = procs();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(procs)
+    // The connections run on per-core lanes; this runtime only coordinates (signals, progress).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::runtime("tokio runtime", e))?;
@@ -138,11 +139,13 @@ async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
         slots: (0..plan.threads).map(|_| Slot::default()).collect(),
         plan: plan.clone(),
     });
-    let mut workers: Vec<Worker> = (0..plan.threads)
-        .map(|i| Worker::new(i, shared.clone(), addr))
-        .collect();
+    let mut lanes = Lanes::spawn(&shared, addr, procs, cfg.exactly == 0)?;
     if cfg.exactly == 0 {
-        workers = warmup(&cfg, workers).await?;
+        let warm = lanes.warmed().await;
+        if let Err(e) = check_warmup(&cfg, &warm) {
+            lanes.run(None).await;
+            return Err(e);
+        }
     }
     if cfg.loglevel <= LogLevel::Warning || plan.starting_always {
         eprintln!("{}", plan.starting);
@@ -160,14 +163,7 @@ async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
     let start = Instant::now();
     let show_progress = std::io::stderr().is_terminal();
     let progress = show_progress.then(|| tokio::spawn(progress::show(shared.clone(), start)));
-    let handles: Vec<_> = workers
-        .into_iter()
-        .map(|w| tokio::spawn(w.run(start)))
-        .collect();
-    let mut finished = Vec::with_capacity(handles.len());
-    for h in handles {
-        finished.push(h.await.map_err(|e| Error::runtime("connection task", e))?);
-    }
+    let finished = lanes.run(Some(start)).await;
     let elapsed = start.elapsed();
     ctrl_c.abort();
     if let Some(p) = progress {
@@ -197,41 +193,23 @@ async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
     })
 }
 
-/// fortio's parallel warm-up: one uncounted call per connection; a failure aborts the run unless
-/// `-allow-initial-errors`.
-async fn warmup(cfg: &Config, workers: Vec<Worker>) -> Result<Vec<Worker>, Error> {
-    let handles: Vec<_> = workers
-        .into_iter()
-        .map(|mut w| {
-            tokio::spawn(async move {
-                let r = w.warmup().await;
-                (w, r)
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(handles.len());
-    let mut failure = None;
-    for h in handles {
-        let (w, (code, size)) = h.await.map_err(|e| Error::runtime("warm-up task", e))?;
-        if !code_is_ok(code) && failure.is_none() {
-            failure = Some((code, size));
-        }
-        out.push(w);
+/// fortio's warm-up rule: a failed warm-up call aborts the run unless `-allow-initial-errors`.
+fn check_warmup(cfg: &Config, warm: &[Warm]) -> Result<(), Error> {
+    let Some((code, size)) = warm.iter().find(|(c, _)| !code_is_ok(*c)) else {
+        return Ok(());
+    };
+    let msg = format!(
+        "Aborting because of error {code} for {} ({size} bytes)",
+        cfg.url
+    );
+    if !cfg.allow_initial_errors {
+        return Err(Error::runtime(
+            "warm-up",
+            format!("{msg}; use -allow-initial-errors to run anyway"),
+        ));
     }
-    if let Some((code, size)) = failure {
-        let msg = format!(
-            "Aborting because of error {code} for {} ({size} bytes)",
-            cfg.url
-        );
-        if !cfg.allow_initial_errors {
-            return Err(Error::runtime(
-                "warm-up",
-                format!("{msg}; use -allow-initial-errors to run anyway"),
-            ));
-        }
-        log(cfg, LogLevel::Warning, &msg);
-    }
-    Ok(out)
+    log(cfg, LogLevel::Warning, &msg);
+    Ok(())
 }
 
 fn write_file(path: &str, data: &[u8], what: &str) -> Result<(), Error> {

@@ -1,0 +1,144 @@
+//! One OS thread per core, each with its own current-thread tokio runtime, and the connections
+//! spread over them (as wrk's threads and oha's fast path). A connection's task, its timers and
+//! its socket then stay on one thread: no work stealing, no cross-thread wake-ups.
+//!
+//! Each lane warms up its connections, reports the warm-up results, waits for the common start
+//! instant (or for an abort), runs, and hands its workers back with their statistics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::worker::{Shared, Worker};
+
+/// Warm-up result of one connection: status (-1 = socket error) and response size.
+pub type Warm = (i32, u64);
+
+struct Lane {
+    warm_rx: oneshot::Receiver<Vec<Warm>>,
+    start_tx: oneshot::Sender<Option<Instant>>,
+    done_rx: oneshot::Receiver<Vec<Worker>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The running lanes.
+pub struct Lanes {
+    lanes: Vec<Lane>,
+}
+
+async fn lane_main(
+    workers: Vec<Worker>,
+    warmup: bool,
+    warm_tx: oneshot::Sender<Vec<Warm>>,
+    start_rx: oneshot::Receiver<Option<Instant>>,
+) -> Vec<Worker> {
+    let mut workers = workers;
+    let mut warm = Vec::new();
+    if warmup {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|mut w| {
+                tokio::spawn(async move {
+                    let r = w.warmup().await;
+                    (w, r)
+                })
+            })
+            .collect();
+        workers = Vec::with_capacity(handles.len());
+        for h in handles {
+            if let Ok((w, r)) = h.await {
+                workers.push(w);
+                warm.push(r);
+            }
+        }
+    }
+    let _ = warm_tx.send(warm);
+    let Ok(Some(start)) = start_rx.await else {
+        return workers;
+    };
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|w| tokio::spawn(w.run(start)))
+        .collect();
+    let mut done = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(w) = h.await {
+            done.push(w);
+        }
+    }
+    done
+}
+
+impl Lanes {
+    /// Starts `lanes` threads holding the run's connections (connection i on lane i % lanes).
+    pub fn spawn(
+        shared: &Arc<Shared>,
+        addr: SocketAddr,
+        lanes: usize,
+        warmup: bool,
+    ) -> Result<Lanes, Error> {
+        let threads = shared.plan.threads;
+        let lanes = lanes.clamp(1, threads.max(1));
+        let mut out = Vec::with_capacity(lanes);
+        for lane in 0..lanes {
+            let workers: Vec<Worker> = (lane..threads)
+                .step_by(lanes)
+                .map(|i| Worker::new(i, shared.clone(), addr))
+                .collect();
+            let (warm_tx, warm_rx) = oneshot::channel();
+            let (start_tx, start_rx) = oneshot::channel();
+            let (done_tx, done_rx) = oneshot::channel();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::runtime("tokio runtime", e))?;
+            let thread = std::thread::Builder::new()
+                .name(format!("meshload-{lane}"))
+                .spawn(move || {
+                    let done = rt.block_on(lane_main(workers, warmup, warm_tx, start_rx));
+                    let _ = done_tx.send(done);
+                    // Dropping the runtime here closes the remaining connections.
+                })
+                .map_err(|e| Error::runtime("thread", e))?;
+            out.push(Lane {
+                warm_rx,
+                start_tx,
+                done_rx,
+                thread,
+            });
+        }
+        Ok(Lanes { lanes: out })
+    }
+
+    /// Waits for every lane's warm-up results.
+    pub async fn warmed(&mut self) -> Vec<Warm> {
+        let mut all = Vec::new();
+        for l in &mut self.lanes {
+            if let Ok(w) = (&mut l.warm_rx).await {
+                all.extend(w);
+            }
+        }
+        all
+    }
+
+    /// Starts every lane at `start` (`None` aborts) and waits for all workers, sorted by id.
+    pub async fn run(self, start: Option<Instant>) -> Vec<Worker> {
+        let mut workers = Vec::new();
+        let mut waiting = Vec::with_capacity(self.lanes.len());
+        for l in self.lanes {
+            let _ = l.start_tx.send(start);
+            waiting.push((l.done_rx, l.thread));
+        }
+        for (done_rx, thread) in waiting {
+            if let Ok(w) = done_rx.await {
+                workers.extend(w);
+            }
+            let _ = thread.join();
+        }
+        workers.sort_by_key(|w| w.id);
+        workers
+    }
+}
