@@ -53,6 +53,12 @@ impl Latency {
         let _ = self.raw.record(ns(raw));
     }
 
+    /// Records a call's corrected latency only (max-QPS mode, where raw is the same).
+    #[inline]
+    pub fn record_corrected(&mut self, corrected: Duration) {
+        let _ = self.corrected.record(ns(corrected));
+    }
+
     /// Adds another pair.
     pub fn merge(&mut self, o: &Latency) {
         let _ = self.corrected.add(&o.corrected);

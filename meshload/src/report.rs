@@ -114,7 +114,9 @@ pub fn text(r: &RunResult) -> String {
             let _ = writeln!(out, "# raw target {}% {}", g(p), g_prec(v, 6));
         }
     }
-    if st.errors.counter.count == 0 {
+    if !w {
+        let _ = writeln!(out, "{}", st.errors.counter.line("Error cases"));
+    } else if st.errors.counter.count == 0 {
         out.push_str("Error cases : no data\n");
     } else {
         hist_block(

@@ -12,10 +12,10 @@ use tokio::sync::watch;
 use crate::client::Template;
 use crate::config::{Config, LogLevel, OutputFormat};
 use crate::error::Error;
+use crate::lanes::{Lanes, Warm};
 use crate::plan::Plan;
 use crate::progress;
 use crate::stats::Counter;
-use crate::lanes::{Lanes, Warm};
 use crate::worker::{code_is_ok, ConnStats, Shared, Slot};
 use crate::{json, plot, report, summary};
 
@@ -178,6 +178,10 @@ async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
     for w in &finished {
         stats.merge(&w.stats);
         per_conn.push((w.stats.sockets, w.stats.connect.counter));
+    }
+    if plan.per_thread_qps.is_none() {
+        stats.raw = stats.durations.clone();
+        stats.latency.raw = stats.latency.corrected.clone();
     }
     Ok(RunResult {
         cfg,

@@ -134,6 +134,7 @@ pub struct Worker {
     client: Client,
     stop_rx: watch::Receiver<bool>,
     rng: u64,
+    paced: bool,
     /// This connection's statistics.
     pub stats: ConnStats,
 }
@@ -150,6 +151,7 @@ impl Worker {
             stop_rx,
             rng: 0x2545_F491_4F6C_DD1D ^ ((id as u64 + 1) * 0x9E37_79B9),
             stats,
+            paced: shared.plan.per_thread_qps.is_some(),
             shared,
         }
     }
@@ -179,8 +181,13 @@ impl Worker {
         }
         let (c, r) = (corrected.as_secs_f64(), raw.as_secs_f64());
         self.stats.durations.record(c);
-        self.stats.raw.record(r);
-        self.stats.latency.record(corrected, raw);
+        if self.paced {
+            self.stats.raw.record(r);
+            self.stats.latency.record(corrected, raw);
+        } else {
+            // Raw equals corrected without a schedule: the run copies it once at the end.
+            self.stats.latency.record_corrected(corrected);
+        }
         let code = match result {
             Ok(reply) => {
                 self.stats

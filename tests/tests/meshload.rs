@@ -400,3 +400,47 @@ fn help_lists_fortio_flags() {
         assert!(r.stdout.contains(flag), "{flag} missing from help");
     }
 }
+
+#[test]
+fn ctrl_c_ends_an_endless_run_with_the_full_report() {
+    let app = DemoApp::start("green", &[]);
+    let u = url(&app, "/");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(bin("meshload"))
+        .args(["-c", "2", "-qps", "50", "-t", "0", &u])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("start meshload");
+    // Wait (bounded) until the run has started, then interrupt it like Ctrl-C does.
+    mesh_tests::eventually("meshload to start", Duration::from_secs(10), || {
+        std::fs::read_to_string(&err_path)
+            .ok()
+            .filter(|s| s.contains("until interrupted"))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("meshload ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains("# target 99% "), "{stderr}");
+    assert!(all_done_calls(&stderr) > 0, "{stderr}");
+}
