@@ -37,6 +37,7 @@ mod router;
 mod service;
 mod set;
 mod validate;
+mod validate_listener;
 mod validate_route;
 
 pub use common::*;

@@ -8,7 +8,8 @@ use super::gateway::{
 use super::router::{
     GrpcRetryPolicy, GrpcRoute, HttpRetryPolicy, HttpRoute, Route, RouteAction, TcpRoute,
 };
-use super::validate::{at, check_http_timeout, check_tcp_timeout, idx, Checker};
+use super::validate::{at, idx, Checker};
+use super::validate_listener::{check_http_timeout, check_tcp_timeout};
 
 /// Prefixes App Mesh reserves for itself on gateway routes.
 const RESERVED_PREFIXES: [&str; 2] = ["/aws-appmesh", "/aws-app-mesh"];
@@ -353,6 +354,18 @@ fn check_tcp_route(c: &mut Checker, p: &str, r: &TcpRoute) {
 fn check_action(c: &mut Checker, p: &str, action: &RouteAction) {
     let wp = at(p, "weightedTargets");
     c.items(&wp, &action.weighted_targets, 1, 10);
+    let total: i64 = action
+        .weighted_targets
+        .iter()
+        .map(|t| t.weight.max(0))
+        .sum();
+    if !action.weighted_targets.is_empty() && total == 0 {
+        c.push(
+            &wp,
+            "the weights add up to 0, so no target can receive traffic; give at least one target \
+             a weight between 1 and 100",
+        );
+    }
     for (i, t) in action.weighted_targets.iter().enumerate() {
         let tp = idx(&wp, i);
         c.name(&at(&tp, "virtualNode"), &t.virtual_node);

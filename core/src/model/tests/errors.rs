@@ -303,6 +303,15 @@ fn route_rules() {
         ]
     );
     assert_one_error(
+        &route(
+            r#""match": {"prefix": "/"}, "action": {"weightedTargets": [
+                {"virtualNode": "a", "weight": 0}, {"virtualNode": "b", "weight": 0}]}"#,
+            "",
+        ),
+        "f.json: route/r/x: spec.httpRoute.action.weightedTargets: the weights add up to 0, so no \
+         target can receive traffic; give at least one target a weight between 1 and 100",
+    );
+    assert_one_error(
         r#"{"meshName": "m", "virtualRouterName": "r", "routeName": "x", "spec": {"grpcRoute":
             {"match": {"methodName": "Get"}, "action": {"weightedTargets": [{"virtualNode": "a", "weight": 1}]}}}}"#,
         "f.json: route/r/x: spec.grpcRoute.match.methodName: requires match.serviceName",
@@ -365,4 +374,19 @@ fn no_panic_on_odd_input() {
         assert!(!errors.is_empty(), "{text:?} should not parse");
         assert!(errors.iter().all(|e| !e.contains('\n')), "{errors:?}");
     }
+}
+
+#[test]
+fn input_form_of_describe_output_drops_metadata_and_status() {
+    let r = one(
+        r#"{"virtualService": {"meshName": "m", "metadata": {"version": 3}, "spec": {},
+            "status": {"status": "ACTIVE"}, "virtualServiceName": "s"}}"#,
+    );
+    assert_eq!(
+        r.to_input_json().to_string(),
+        r#"{"meshName":"m","spec":{},"virtualServiceName":"s"}"#
+    );
+    let value: serde_json::Value = serde_json::from_str(r#"[{"meshName": "m"}]"#).expect("json");
+    let list = parse_value(Path::new("body"), &value).expect("parses");
+    assert_eq!(list[0].key(), ResourceKey::new(Kind::Mesh, "m", None, "m"));
 }
