@@ -93,6 +93,15 @@ pub(crate) fn polish_serde_message(message: &str) -> String {
             );
         }
     }
+    if let Some(rest) = message.strip_prefix("invalid value: ") {
+        if let Some((got, expected)) = rest.rsplit_once(", expected ") {
+            return format!(
+                "{} is out of range, expected {}",
+                nice_got(got),
+                nice_expected(expected)
+            );
+        }
+    }
     if let Some(rest) = message.strip_prefix("invalid length ") {
         if rest.contains("expected struct") {
             return "expected an object, got an array".to_string();

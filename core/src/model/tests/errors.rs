@@ -103,6 +103,10 @@ fn wrong_types_say_what_was_expected() {
         r#"{"meshName": "m", "virtualNodeName": "green"}"#,
         "f.json: virtualnode/green: missing required field \"spec\"",
     );
+    assert_one_error(
+        &vn(r#""connectionPool": {"http": {"maxConnections": 18446744073709551615}}"#),
+        &format!("{PATH_POOL}.http.maxConnections: integer 18446744073709551615 is out of range, expected an integer"),
+    );
     // Without a usable name the resource part is left out.
     assert_one_error(
         r#"{"meshName": "m", "spec": {}, "virtualNodeName": 5}"#,
