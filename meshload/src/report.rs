@@ -14,17 +14,18 @@ use crate::stats::{histogram_lines, target_lines, Histogram};
 /// Percent of paced sleeps that may be late (≤ -1 ms) before fortio warns.
 const LATE_WARN_PCT: f64 = 5.0;
 
-/// `(p, value)` pairs from the corrected HDR histogram.
+/// `(p, value)` pairs from the corrected (or raw) HDR histogram.
 pub fn hdr_targets(r: &RunResult, raw: bool) -> Vec<(f64, f64)> {
-    let h = if raw {
-        &r.stats.latency.raw
+    let (h, c) = if raw {
+        (&r.stats.latency.raw, &r.stats.raw.counter)
     } else {
-        &r.stats.latency.corrected
+        (&r.stats.latency.corrected, &r.stats.durations.counter)
     };
+    // HDR reports a bucket's highest equivalent value; keep it within the exact min and max.
     r.cfg
         .percentiles
         .iter()
-        .map(|&p| (p, percentile(h, p)))
+        .map(|&p| (p, percentile(h, p).clamp(c.min, c.max.max(c.min))))
         .collect()
 }
 
