@@ -34,6 +34,14 @@ impl std::str::FromStr for NodeAddr {
     }
 }
 
+/// An octal file mode such as `0660`.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("expected an octal mode such as 0660, got {s:?}"))
+}
+
 /// The mesh proxy daemon: serves the virtual nodes and gateways of its config directory with
 /// Envoy's circuit breakers, exact limits, Envoy stats and access logs.
 #[derive(Debug, Parser)]
@@ -69,6 +77,16 @@ pub struct Args {
     /// Control socket for meshctl.
     #[arg(long, env = "MESHD_SOCKET", default_value = "/run/meshd/meshd.sock")]
     pub socket: PathBuf,
+
+    /// Group of the control socket: its members may change the mesh. Default: meshd's group.
+    #[arg(long, env = "MESHD_SOCKET_GROUP", value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
+    /// Permissions of the control socket, in octal. Who may change the mesh is still checked
+    /// per call (root, meshd's user, the socket's group), whatever the mode.
+    #[arg(long, env = "MESHD_SOCKET_MODE", default_value = "0660", value_name = "MODE",
+          value_parser = parse_mode)]
+    pub socket_mode: u32,
 
     /// Serve only this virtual node or gateway (repeatable). Default: every one in the config.
     #[arg(long = "node", value_name = "NAME")]

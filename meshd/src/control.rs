@@ -1,11 +1,526 @@
-//! The control API on the Unix socket (meshctl ⇄ meshd). Not built yet: see issue 3.
+//! The control API on the Unix socket (meshctl ⇄ meshd): HTTP/1.1 with JSON bodies, usable
+//! with `curl --unix-socket`.
+//!
+//! | call | what |
+//! |---|---|
+//! | `GET /v1/ping` | meshd's version and config directory |
+//! | `GET /v1/resources[?kind=K&mesh=M&name=N]` | resources in describe form, with their files |
+//! | `GET /v1/resource?kind=K&name=N[&mesh=M]` | one resource, plus the live state of a served node |
+//! | `POST /v1/apply[?dryRun=true]` | body: a resource, an array, or `{"documents": [{"file", "content"}]}` |
+//! | `DELETE /v1/resource?kind=K&name=N[&mesh=M]` | refused while referred to |
+//!
+//! Errors are `{"code": "<App Mesh exception>", "message": ..., "errors": [{file, resource,
+//! path, message}]}` with App Mesh's status codes (400, 403, 404, 409, 500).
+//!
+//! Mutating calls check the caller with SO_PEERCRED ([`auth`]) and run under the daemon's
+//! `config_lock`: plan, write atomically ([`store`]), reload; a failed reload rolls the files
+//! back, so a refused change changes nothing.
 
+pub mod auth;
+pub mod live;
+pub mod store;
+
+use std::convert::Infallible;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use mesh_core::model::{parse_value, ConfigError, Kind, Resource};
+use serde_json::{json, Value};
 
 use crate::cli::Args;
-use crate::Daemon;
+use crate::{Daemon, ReloadError};
+use auth::{Caller, Policy};
+use store::StoreError;
 
-/// Starts serving the control API on `args.socket`. Until it is built, this does nothing.
-pub async fn start(_daemon: Arc<Daemon>, _args: &Args) -> std::io::Result<()> {
+/// Largest request body accepted.
+const MAX_BODY: usize = 32 << 20;
+/// Quiet time before hand-written files get their metadata.
+const STAMP_DEBOUNCE: Duration = Duration::from_millis(300);
+
+struct Ctx {
+    daemon: Arc<Daemon>,
+    policy: Policy,
+}
+
+/// Starts serving the control API on `args.socket`: creates its folder, replaces a stale socket
+/// (refuses to steal one a live meshd answers on), sets mode and group, gives hand-written
+/// resources their metadata, and keeps doing so when the directory changes.
+pub async fn start(daemon: Arc<Daemon>, args: &Args) -> std::io::Result<()> {
+    let listener = bind(&args.socket)?;
+    std::fs::set_permissions(
+        &args.socket,
+        std::fs::Permissions::from_mode(args.socket_mode),
+    )?;
+    let group = match &args.socket_group {
+        Some(g) => {
+            let gid = resolve_group(g)?;
+            nix::unistd::chown(&args.socket, None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| std::io::Error::other(format!("cannot give it group {g}: {e}")))?;
+            gid
+        }
+        None => nix::unistd::getegid().as_raw(),
+    };
+    let policy = Policy {
+        own_uid: nix::unistd::geteuid().as_raw(),
+        group,
+        socket: args.socket.clone(),
+    };
+
+    store::remove_stale_temp_files(&daemon.config_dir);
+    stamp(&daemon, true).await;
+    spawn_stamp_watch(daemon.clone())
+        .map_err(|e| std::io::Error::other(format!("cannot watch the config directory: {e}")))?;
+
+    tracing::info!(socket = %args.socket.display(), mode = format!("{:o}", args.socket_mode), gid = group, "control API ready");
+    let ctx = Arc::new(Ctx { daemon, policy });
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let caller = auth::caller(&stream).ok();
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let ctx = ctx.clone();
+                    async move { Ok::<_, Infallible>(handle(&ctx, caller, req).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "control connection ended");
+                }
+            });
+        }
+    });
     Ok(())
+}
+
+/// Binds the socket, creating its folder and replacing a stale socket file.
+fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another meshd is answering on this socket; stop it or give this one \
+                         another --socket",
+                    ))
+                }
+                Err(_) => {
+                    tracing::info!(socket = %path.display(), "replacing a stale socket");
+                    std::fs::remove_file(path)?;
+                }
+            }
+        }
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket; remove it or choose another --socket",
+            ))
+        }
+        Err(_) => {}
+    }
+    tokio::net::UnixListener::bind(path)
+}
+
+fn resolve_group(name: &str) -> std::io::Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(std::io::Error::other(format!("no group named {name:?}"))),
+    }
+}
+
+/// Gives every hand-written resource its metadata (written back atomically). At startup the
+/// result is applied at once; later the watcher sees the write and applies it. A pass over
+/// complete files writes nothing, so the write-triggered pass is a no-op.
+async fn stamp(daemon: &Daemon, reload: bool) {
+    let _lock = daemon.config_lock.lock().await;
+    let changes = store::plan_stamp(&daemon.config_dir);
+    if changes.is_empty() {
+        return;
+    }
+    for c in &changes {
+        tracing::info!(file = %c.path.display(), "adding metadata to a hand-written resource file");
+    }
+    if let Err(e) = store::write_changes(&changes) {
+        tracing::warn!(error = %e, "cannot add metadata to resource files");
+        return;
+    }
+    if reload {
+        if let Err(e) = daemon.reload_locked().await {
+            tracing::error!(error = %e, "reload after adding metadata failed; restoring files");
+            store::rollback(&changes);
+        }
+    }
+}
+
+fn spawn_stamp_watch(daemon: Arc<Daemon>) -> notify::Result<()> {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            let relevant = ev.paths.iter().any(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(mesh_core::model::is_resource_file_name)
+            });
+            if relevant && !ev.kind.is_access() {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    watcher.watch(&daemon.config_dir, notify::RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while rx.recv().await.is_some() {
+            loop {
+                match tokio::time::timeout(STAMP_DEBOUNCE, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            stamp(&daemon, false).await;
+        }
+    });
+    Ok(())
+}
+
+// === requests ===
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: &Value) -> Reply {
+    let mut text = serde_json::to_string_pretty(body).unwrap_or_default();
+    text.push('\n');
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error(status: StatusCode, code: &str, message: &str, errors: &[ConfigError]) -> Reply {
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|e| {
+            json!({"file": e.file.display().to_string(), "resource": e.resource,
+                   "path": e.path, "message": e.message, "line": e.to_string()})
+        })
+        .collect();
+    reply(
+        status,
+        &json!({"code": code, "message": message, "errors": errors}),
+    )
+}
+
+fn store_error(e: StoreError) -> Reply {
+    match &e {
+        StoreError::Invalid(errors) => error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "invalid resources; nothing was changed",
+            errors,
+        ),
+        StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, "NotFoundException", m, &[]),
+        StoreError::InUse(m) => error(StatusCode::CONFLICT, "ResourceInUseException", m, &[]),
+        StoreError::BadRequest(m) => {
+            error(StatusCode::BAD_REQUEST, "BadRequestException", m, &[])
+        }
+        StoreError::Io(m) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerErrorException",
+            m,
+            &[],
+        ),
+    }
+}
+
+fn dir_error(errors: Vec<ConfigError>) -> Reply {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerErrorException",
+        "the config directory has errors; fix them first (meshd's log and `meshctl validate -f DIR` show them)",
+        &errors,
+    )
+}
+
+async fn handle(ctx: &Ctx, caller: Option<Caller>, req: Request<Incoming>) -> Reply {
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let q = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let flag = |k: &str| q(k).is_some_and(|v| v != "false" && v != "0");
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if method != Method::GET {
+        let checked = match &caller {
+            Some(c) => ctx.policy.check(c),
+            None => Err("cannot read the caller's credentials (SO_PEERCRED)".to_string()),
+        };
+        if let Err(why) = checked {
+            tracing::warn!(uid = caller.map(|c| c.uid), pid = caller.map(|c| c.pid), %path, "control call refused: {why}");
+            return error(StatusCode::FORBIDDEN, "ForbiddenException", &why, &[]);
+        }
+    }
+    let kind = match q("kind").map(|k| k.parse::<Kind>()).transpose() {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &e.0, &[]),
+    };
+    let (name, mesh) = (q("name"), q("mesh"));
+    match (method, path.as_str()) {
+        (Method::GET, "/v1/ping") => reply(
+            StatusCode::OK,
+            &json!({"meshd": env!("CARGO_PKG_VERSION"),
+                    "configDir": ctx.daemon.config_dir.display().to_string()}),
+        ),
+        (Method::GET, "/v1/resources") => list(ctx, kind, mesh, name).await,
+        (Method::GET, "/v1/resource") => match (kind, name) {
+            (Some(kind), Some(name)) => describe(ctx, kind, &name, mesh.as_deref()).await,
+            _ => missing_kind_name(),
+        },
+        (Method::DELETE, "/v1/resource") => match (kind, name) {
+            (Some(kind), Some(name)) => {
+                delete(ctx, caller, kind, &name, mesh.as_deref(), flag("dryRun")).await
+            }
+            _ => missing_kind_name(),
+        },
+        (Method::POST, "/v1/apply") => {
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequestException",
+                        &format!("cannot read the request body: {e}"),
+                        &[],
+                    )
+                }
+            };
+            apply(ctx, caller, &body, flag("dryRun")).await
+        }
+        (_, p) => error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            &format!("no such call {p}; see meshd's control API in `meshctl --help`"),
+            &[],
+        ),
+    }
+}
+
+fn missing_kind_name() -> Reply {
+    error(
+        StatusCode::BAD_REQUEST,
+        "BadRequestException",
+        "query parameters kind and name are required",
+        &[],
+    )
+}
+
+fn entry_json(file: &Path, r: &Resource) -> Value {
+    json!({"file": file.display().to_string(), "resource": r.to_describe_json()})
+}
+
+async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<String>) -> Reply {
+    let set = match store::load_unvalidated(&ctx.daemon.config_dir) {
+        Ok(s) => s,
+        Err(errors) => return dir_error(errors),
+    };
+    let items: Vec<Value> = set
+        .entries()
+        .filter(|(_, r)| kind.is_none_or(|k| r.kind() == k))
+        .filter(|(_, r)| mesh.as_deref().is_none_or(|m| r.mesh() == m))
+        .filter(|(_, r)| {
+            name.as_deref()
+                .is_none_or(|n| r.name() == n || r.key().qualified_name() == n)
+        })
+        .map(|(f, r)| entry_json(f, r))
+        .collect();
+    reply(StatusCode::OK, &json!({"resources": items}))
+}
+
+async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Reply {
+    let set = match store::load_unvalidated(&ctx.daemon.config_dir) {
+        Ok(s) => s,
+        Err(errors) => return dir_error(errors),
+    };
+    let r = match store::resolve(&set, kind, name, mesh) {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    let file = set
+        .file_of(kind, r.mesh(), &r.key().qualified_name())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let live = match kind {
+        Kind::VirtualNode | Kind::VirtualGateway => {
+            live::node_state(&ctx.daemon.server.view.load(), r.mesh(), r.name())
+        }
+        _ => None,
+    };
+    let mut body = entry_json(&file, r);
+    body["live"] = live.unwrap_or(Value::Null);
+    reply(StatusCode::OK, &body)
+}
+
+/// The documents of an apply body, each with the file name to use in errors.
+fn documents(body: &[u8]) -> Result<Vec<(PathBuf, Value)>, String> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the request body is not JSON: {e}"))?;
+    if let Some(Value::Array(docs)) = value.get("documents") {
+        return docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let file = d
+                    .get("file")
+                    .and_then(Value::as_str)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(format!("<document {i}>")));
+                let content = d
+                    .get("content")
+                    .cloned()
+                    .ok_or_else(|| format!("documents[{i}]: missing \"content\""))?;
+                Ok((file, content))
+            })
+            .collect();
+    }
+    Ok(vec![(PathBuf::from("<request>"), value)])
+}
+
+async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) -> Reply {
+    let docs = match documents(body) {
+        Ok(d) => d,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &m, &[]),
+    };
+    let mut incoming = Vec::new();
+    let mut errors = Vec::new();
+    for (file, value) in docs {
+        match parse_value(&file, &value) {
+            Ok(list) => incoming.extend(list.into_iter().map(|r| (file.clone(), r))),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        return store_error(StoreError::Invalid(errors));
+    }
+    let daemon = &ctx.daemon;
+    let _lock = daemon.config_lock.lock().await;
+    let current = match store::load_unvalidated(&daemon.config_dir) {
+        Ok(s) => s,
+        Err(errors) => return dir_error(errors),
+    };
+    let (outcomes, changes) = match store::plan_apply(&daemon.config_dir, &current, incoming) {
+        Ok(p) => p,
+        Err(e) => return store_error(e),
+    };
+    if !dry_run && !changes.is_empty() {
+        if let Err(e) = commit(daemon, &changes).await {
+            return e;
+        }
+    }
+    let results: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            if !dry_run && o.action != store::Action::Unchanged {
+                tracing::info!(uid = caller.map(|c| c.uid), resource = %o.resource.label(), action = o.action.as_str(), file = %o.file.display(), "applied");
+            }
+            json!({"resource": o.resource.label(), "action": o.action.as_str(),
+                   "file": o.file.display().to_string(),
+                   "version": o.resource.metadata().and_then(|m| m.version)})
+        })
+        .collect();
+    reply(
+        StatusCode::OK,
+        &json!({"dryRun": dry_run, "results": results}),
+    )
+}
+
+/// Writes the changes and puts them in force; on failure restores the files (and the running
+/// config) and says why.
+async fn commit(daemon: &Daemon, changes: &[store::FileChange]) -> Result<(), Reply> {
+    store::write_changes(changes).map_err(store_error)?;
+    match daemon.reload_locked().await {
+        Ok(_) => {
+            daemon.admin.stats.config_reload_success.inc();
+            Ok(())
+        }
+        Err(e) => {
+            store::rollback(changes);
+            if let Err(again) = daemon.reload_locked().await {
+                tracing::error!(error = %again, "reload after rollback failed");
+            }
+            daemon.admin.stats.config_reload_failure.inc();
+            tracing::warn!(error = %e, "change refused; files restored");
+            Err(match e {
+                ReloadError::Invalid(errors) => store_error(StoreError::Invalid(errors)),
+                ReloadError::Apply(e) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerErrorException",
+                    &format!("cannot put the change in force: {e}; nothing was changed"),
+                    &[],
+                ),
+            })
+        }
+    }
+}
+
+async fn delete(
+    ctx: &Ctx,
+    caller: Option<Caller>,
+    kind: Kind,
+    name: &str,
+    mesh: Option<&str>,
+    dry_run: bool,
+) -> Reply {
+    let daemon = &ctx.daemon;
+    let _lock = daemon.config_lock.lock().await;
+    let set = match store::load_unvalidated(&daemon.config_dir) {
+        Ok(s) => s,
+        Err(errors) => return dir_error(errors),
+    };
+    let (deleted, changes) = match store::plan_delete(&set, kind, name, mesh) {
+        Ok(p) => p,
+        Err(e) => return store_error(e),
+    };
+    if !dry_run {
+        if let Err(e) = commit(daemon, &changes).await {
+            return e;
+        }
+        tracing::info!(uid = caller.map(|c| c.uid), resource = %deleted.label(), "deleted");
+    }
+    reply(
+        StatusCode::OK,
+        &json!({"dryRun": dry_run, "resource": deleted.to_describe_json()}),
+    )
 }

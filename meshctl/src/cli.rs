@@ -1,0 +1,138 @@
+//! meshctl's command line (also the source of the completions and the man page).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Applies, lists, describes and deletes mesh resources (App Mesh JSON) through meshd's control
+/// socket.
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshctl",
+    version,
+    after_help = "Examples:
+  meshctl apply -f virtualnode.json           # created | configured | unchanged
+  meshctl apply -f examples/walkthrough/ --dry-run
+  meshctl get                                 # every resource
+  meshctl get vn -o wide
+  meshctl describe virtualnode green > green.json && meshctl apply -f green.json
+  meshctl describe vn green --live            # plus breaker occupancy and hosts
+  meshctl delete route color-paths/red
+  meshctl validate -f config/                 # offline, no daemon (CI)
+
+Kinds: mesh, virtualnode (vn), virtualgateway (vg), gatewayroute (gr), virtualrouter (vr),
+route (rt), virtualservice (vs); also virtual-node, VirtualNode, plurals.
+
+Exit codes: 0 ok, 1 failure (no daemon, refused, not found, in use), 2 invalid input or usage."
+)]
+pub struct Cli {
+    /// meshd's control socket.
+    #[arg(
+        long,
+        global = true,
+        env = "MESHD_SOCKET",
+        default_value = "/run/meshd/meshd.sock"
+    )]
+    pub socket: PathBuf,
+
+    /// The mesh, when a name exists in several meshes.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub mesh: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update resources: validated against the whole mesh, written to meshd's config
+    /// directory and in force before this returns. All or nothing.
+    Apply {
+        /// A resource file (one resource or an array; CLI input or describe output), a
+        /// directory of *.json files, or - for stdin. Repeatable.
+        #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|DIR|-")]
+        files: Vec<PathBuf>,
+        /// Validate and show what would change, without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Check resource files offline (no daemon): each resource alone, then references among
+    /// the given files.
+    Validate {
+        /// A resource file, a directory of *.json files, or - for stdin. Repeatable.
+        #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|DIR|-")]
+        files: Vec<PathBuf>,
+        /// Skip the whole-mesh reference checks (for files that refer to resources elsewhere).
+        #[arg(long)]
+        no_references: bool,
+    },
+    /// List resources as a table.
+    Get {
+        /// Only this kind (vn, virtual-node, route, ...).
+        kind: Option<String>,
+        /// Only this name (`<router>/<route>` for routes).
+        name: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = GetFormat::Table)]
+        output: GetFormat,
+    },
+    /// Show one resource as App Mesh's describe JSON (round-trips through apply).
+    Describe {
+        /// The kind.
+        kind: String,
+        /// The name (`<router>/<route>` for routes when the bare name is ambiguous).
+        name: String,
+        /// Add the live state of a node or gateway this meshd serves: per cluster the breaker
+        /// occupancy and the hosts. Shown by default when stdout is a terminal.
+        #[arg(long, conflicts_with = "no_live")]
+        live: bool,
+        /// Never add the live state.
+        #[arg(long)]
+        no_live: bool,
+        /// `json`: the describe JSON with the live state under "live" (machine readable).
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Delete a resource; refused while another resource refers to it.
+    Delete {
+        /// The kind.
+        kind: String,
+        /// The name.
+        name: String,
+        /// Show what would be deleted, without deleting.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Output of apply and describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Output of get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetFormat {
+    /// Name, mesh, version, last update.
+    Table,
+    /// The table plus uid, ARN and file.
+    Wide,
+    /// The describe JSON of every resource.
+    Json,
+}

@@ -1,0 +1,112 @@
+//! Reading `-f FILE|DIR|-` and the offline `validate`.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use mesh_core::model::{is_resource_file_name, parse_document, ConfigError, MeshSet, Resource};
+use serde_json::Value;
+
+use crate::Error;
+
+/// One input document: the name errors use, its JSON and its resources.
+#[derive(Debug)]
+pub struct Document {
+    /// The file as the user named it (`<stdin>` for `-`).
+    pub file: PathBuf,
+    /// The parsed JSON.
+    pub value: Value,
+    /// Its resources.
+    pub resources: Vec<Resource>,
+}
+
+/// Reads every input: files, the `*.json` files of directories (sorted, not recursive) and
+/// stdin. Parse errors of all documents are returned together (exit 2).
+pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.as_os_str() == "-" {
+            files.push(input.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(input).map_err(|e| {
+            Error::Usage(format!("cannot read {} : {e}", input.display()))
+        })?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?
+                .flatten()
+                .filter(|e| e.file_name().to_str().is_some_and(is_resource_file_name))
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            if found.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{} : no resource files (*.json) in this directory",
+                    input.display()
+                )));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        let (name, text) = if file.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::Usage(format!("cannot read stdin : {e}")))?;
+            (PathBuf::from("<stdin>"), text)
+        } else {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::Usage(format!("cannot read {} : {e}", file.display())))?;
+            (file, text)
+        };
+        match parse_document(&name, &text) {
+            Ok(resources) => {
+                // parse_document accepted it, so it is JSON.
+                let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                docs.push(Document {
+                    file: name,
+                    value,
+                    resources,
+                });
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(docs)
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
+/// Checks documents offline: every resource on its own, then (unless `no_references`) the
+/// whole-mesh rules among them. Returns how many resources passed.
+pub fn validate(docs: &[Document], no_references: bool) -> Result<usize, Error> {
+    let resources: Vec<(PathBuf, Resource)> = docs
+        .iter()
+        .flat_map(|d| d.resources.iter().map(|r| (d.file.clone(), r.clone())))
+        .collect();
+    let count = resources.len();
+    let set = MeshSet::from_resources(resources).map_err(Error::Invalid)?;
+    if !no_references {
+        let errors: Vec<ConfigError> = set.validate();
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+    }
+    Ok(count)
+}
+
+/// Number of distinct files among the documents.
+pub fn file_count(docs: &[Document]) -> usize {
+    let mut files: Vec<&Path> = docs.iter().map(|d| d.file.as_path()).collect();
+    files.sort();
+    files.dedup();
+    files.len()
+}

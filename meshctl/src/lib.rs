@@ -1,0 +1,290 @@
+//! meshctl: applies, lists, describes and deletes mesh resources through meshd's control socket
+//! (HTTP/1.1 with JSON over a Unix socket; see `meshd::control` for the calls), and validates
+//! resource files offline.
+//!
+//! - [`cli`]: the command line (also the source of completions and the man page);
+//! - [`client`]: HTTP over the Unix socket;
+//! - [`input`]: reading `-f FILE|DIR|-` and offline validation;
+//! - [`output`]: tables and the live state.
+
+pub mod cli;
+pub mod client;
+pub mod input;
+pub mod output;
+
+use std::io::{IsTerminal as _, Write as _};
+
+use clap::CommandFactory as _;
+use http::{Method, StatusCode};
+use mesh_core::model::{ConfigError, Kind};
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, Command, Format, GetFormat};
+use crate::client::{query, Client, Reply};
+
+/// Why meshctl failed; [`Error::exit_code`] maps it to 1 or 2.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad usage or unreadable input (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Invalid resources found locally (exit 2), one line each.
+    #[error("{}", .0.iter().map(|e| format!("invalid resource : {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+    /// meshd refused the input as invalid (exit 2): its message lines.
+    #[error("{}", .0.join("\n"))]
+    Refused(Vec<String>),
+    /// A runtime failure: no daemon, permission, not found, in use (exit 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// 2 for invalid input or usage, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Invalid(_) | Error::Refused(_) => 2,
+            Error::Runtime(_) => 1,
+        }
+    }
+
+    /// One line per problem, without the `meshctl: ` prefix.
+    pub fn lines(&self) -> Vec<String> {
+        self.to_string().lines().map(str::to_string).collect()
+    }
+}
+
+/// Runs one command, printing its output on stdout.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| Error::Runtime(format!("cannot render the man page : {e}")))?;
+            print(&String::from_utf8_lossy(&out))
+        }
+        Command::Validate {
+            files,
+            no_references,
+        } => {
+            let docs = input::read_inputs(&files)?;
+            let n = input::validate(&docs, no_references)?;
+            let refs = if no_references {
+                " (reference checks skipped)"
+            } else {
+                ""
+            };
+            print(&format!(
+                "ok: {n} resources in {} files are valid{refs}\n",
+                input::file_count(&docs)
+            ))
+        }
+        command => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Runtime(format!("cannot start the runtime : {e}")))?;
+            let client = Client::new(&cli.socket);
+            runtime.block_on(remote(&client, cli.mesh.as_deref(), command))
+        }
+    }
+}
+
+fn print(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Runtime(format!("cannot write output : {e}"))),
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn kind(s: &str) -> Result<Kind, Error> {
+    s.parse::<Kind>()
+        .map_err(|e| Error::Usage(format!("kind \"{s}\" : {e}")))
+}
+
+/// Turns a non-2xx reply into an error: 400 is invalid input (exit 2), the rest exit 1.
+fn check(reply: Reply, what: &str) -> Result<Value, Error> {
+    if reply.status.is_success() {
+        return Ok(reply.body);
+    }
+    let message = reply
+        .body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message")
+        .to_string();
+    let errors: Vec<String> = reply
+        .body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("line").and_then(Value::as_str))
+        .map(|l| format!("invalid resource : {l}"))
+        .collect();
+    match reply.status {
+        StatusCode::BAD_REQUEST if !errors.is_empty() => Err(Error::Refused(errors)),
+        StatusCode::BAD_REQUEST => Err(Error::Refused(vec![format!("{what} : {message}")])),
+        StatusCode::FORBIDDEN => Err(Error::Runtime(format!("{what} refused by meshd : {message}"))),
+        _ if !errors.is_empty() => {
+            let mut lines = vec![format!("{what} : {message}")];
+            lines.extend(errors);
+            Err(Error::Runtime(lines.join("\n")))
+        }
+        _ => Err(Error::Runtime(format!("{what} : {message}"))),
+    }
+}
+
+async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result<(), Error> {
+    match command {
+        Command::Apply {
+            files,
+            dry_run,
+            output,
+        } => {
+            let docs = input::read_inputs(&files)?;
+            let documents: Vec<Value> = docs
+                .iter()
+                .map(|d| json!({"file": d.file.display().to_string(), "content": d.value}))
+                .collect();
+            let body = serde_json::to_vec(&json!({ "documents": documents }))
+                .map_err(|e| Error::Usage(format!("cannot encode the request : {e}")))?;
+            let path = if dry_run {
+                "/v1/apply?dryRun=true"
+            } else {
+                "/v1/apply"
+            };
+            let reply = client.call(Method::POST, path, Some(body)).await?;
+            let body = check(reply, "apply")?;
+            if output == Format::Json {
+                return print(&pretty(&body));
+            }
+            let suffix = if dry_run { " (dry run)" } else { "" };
+            let mut out = String::new();
+            for r in body
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = r.get("resource").and_then(Value::as_str).unwrap_or("?");
+                let action = r.get("action").and_then(Value::as_str).unwrap_or("?");
+                out.push_str(&format!("{name} {action}{suffix}\n"));
+            }
+            print(&out)
+        }
+        Command::Get { kind: k, name, output } => {
+            let k = k.as_deref().map(kind).transpose()?;
+            let q = query(&[
+                ("kind", k.map(Kind::as_str)),
+                ("name", name.as_deref()),
+                ("mesh", mesh),
+            ]);
+            let reply = client.call(Method::GET, &format!("/v1/resources?{q}"), None).await?;
+            let body = check(reply, "get")?;
+            let entries: Vec<Value> = body
+                .get("resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let (Some(n), true) = (&name, entries.is_empty()) {
+                let what = k.map(Kind::as_str).unwrap_or("resource");
+                return Err(Error::Runtime(format!(
+                    "get : {what}/{n} not found; `meshctl get` lists every resource"
+                )));
+            }
+            match output {
+                GetFormat::Json => {
+                    let list: Vec<Value> =
+                        entries.iter().filter_map(|e| e.get("resource").cloned()).collect();
+                    print(&pretty(&Value::Array(list)))
+                }
+                GetFormat::Table if entries.is_empty() => {
+                    eprintln!("meshctl: get : no resources found");
+                    Ok(())
+                }
+                GetFormat::Table => print(&output::table(&entries, false)),
+                GetFormat::Wide => print(&output::table(&entries, true)),
+            }
+        }
+        Command::Describe {
+            kind: k,
+            name,
+            live,
+            no_live,
+            output,
+        } => {
+            let k = kind(&k)?;
+            let q = query(&[("kind", Some(k.as_str())), ("name", Some(&name)), ("mesh", mesh)]);
+            let reply = client.call(Method::GET, &format!("/v1/resource?{q}"), None).await?;
+            let body = check(reply, &format!("describe {k}/{name}"))?;
+            let resource = body.get("resource").cloned().unwrap_or(Value::Null);
+            let state = body.get("live").filter(|v| !v.is_null());
+            let show_live = !no_live && (live || std::io::stdout().is_terminal());
+            if output == Format::Json {
+                let mut out = resource;
+                if let (true, Some(s), Some(obj)) = (show_live, state, out.as_object_mut()) {
+                    obj.insert("live".to_string(), s.clone());
+                }
+                return print(&pretty(&out));
+            }
+            let mut text = pretty(&resource);
+            if show_live {
+                match state {
+                    Some(s) => text.push_str(&output::live_text(s)),
+                    None if live => {
+                        text.push_str("Live state: not served by this meshd\n");
+                    }
+                    None => {}
+                }
+            }
+            print(&text)
+        }
+        Command::Delete {
+            kind: k,
+            name,
+            dry_run,
+        } => {
+            let k = kind(&k)?;
+            let dry = dry_run.then_some("true");
+            let q = query(&[
+                ("kind", Some(k.as_str())),
+                ("name", Some(&name)),
+                ("mesh", mesh),
+                ("dryRun", dry),
+            ]);
+            let reply = client.call(Method::DELETE, &format!("/v1/resource?{q}"), None).await?;
+            let body = check(reply, &format!("delete {k}/{name}"))?;
+            let suffix = if dry_run { " (dry run)" } else { "" };
+            let label = body
+                .get("resource")
+                .and_then(|w| w.as_object())
+                .and_then(|w| w.iter().next())
+                .map(|(_, inner)| {
+                    let s = |key: &str| inner.get(key).and_then(Value::as_str).unwrap_or("");
+                    match k.parent_kind() {
+                        Some(p) => format!("{k}/{}/{}", s(p.name_key()), s(k.name_key())),
+                        None => format!("{k}/{}", s(k.name_key())),
+                    }
+                })
+                .unwrap_or_else(|| format!("{k}/{name}"));
+            print(&format!("{label} deleted{suffix}\n"))
+        }
+        Command::Completions { .. } | Command::Man | Command::Validate { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,73 @@
+//! The live state `describe` adds for a node or gateway this meshd serves: its listeners, and
+//! per cluster the breaker occupancy and the hosts (the data of `/clusters?format=json`).
+
+use mesh_core::breaker::Limit;
+use serde_json::{json, Value};
+
+use crate::render::routing_clusters;
+use crate::server::{AnyCluster, View};
+
+/// The live state of local node `node` of `mesh`, or `None` when this meshd does not serve it.
+pub fn node_state(view: &View, mesh: &str, node: &str) -> Option<Value> {
+    let listeners: Vec<&mesh_core::runtime::Listener> = view
+        .config
+        .listeners
+        .iter()
+        .filter(|l| l.node == node && l.mesh == mesh)
+        .collect();
+    if listeners.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for l in &listeners {
+        names.extend(l.admission_cluster.iter().cloned());
+        names.extend(routing_clusters(&l.routing));
+    }
+    names.sort();
+    names.dedup();
+    let bound: Vec<Value> = view
+        .listeners
+        .iter()
+        .filter(|(n, ..)| n == node)
+        .map(|(_, role, addr, stats)| {
+            json!({"role": format!("{role:?}").to_lowercase(), "address": addr.to_string(),
+                   "downstream_cx_active": stats.downstream_cx_active.get(),
+                   "downstream_rq_active": stats.downstream_rq_active.get()})
+        })
+        .collect();
+    let clusters: Vec<Value> = view
+        .clusters
+        .iter()
+        .filter(|c| names.contains(&c.info().name))
+        .map(cluster_state)
+        .collect();
+    Some(json!({"listeners": bound, "clusters": clusters}))
+}
+
+fn cluster_state(c: &AnyCluster) -> Value {
+    let info = c.info();
+    let limits: serde_json::Map<String, Value> = Limit::ALL
+        .iter()
+        .map(|l| {
+            let r = info.breakers.get(*l);
+            (
+                l.threshold_name().to_owned(),
+                json!({"active": r.current(), "limit": r.max(), "open": r.open() == 1,
+                       "refused": r.refused(), "peak": r.peak()}),
+            )
+        })
+        .collect();
+    let hosts: Vec<Value> = if matches!(c, AnyCluster::Slots(_)) {
+        Vec::new()
+    } else {
+        c.hosts()
+            .iter()
+            .map(|h| {
+                json!({"address": h.addr.to_string(), "hostname": h.hostname,
+                       "cx_active": h.cx_active.get(), "rq_active": h.rq_active.get(),
+                       "rq_total": h.counters.rq_total.get()})
+            })
+            .collect()
+    };
+    json!({"name": info.name, "breakers": limits, "hosts": hosts})
+}

@@ -1,0 +1,575 @@
+//! The config directory as the control API writes it: durable atomic file writes, App Mesh
+//! metadata (ARN, uid, version, timestamps), and the plans behind apply and delete.
+//!
+//! Every change is computed first as a list of [`FileChange`]s (new content, old content); only a
+//! complete, valid plan is written. Each file is replaced atomically (temp file, fsync, rename,
+//! fsync of the directory), so a crash at any moment leaves every file either old or new.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use mesh_core::model::{
+    is_resource_file_name, ConfigError, Kind, MeshSet, Resource, ResourceKey, ResourceMetadata,
+    ResourceStatus, StatusCode, Timestamp,
+};
+
+/// The account shown as `meshOwner` and `resourceOwner` and used in ARNs.
+pub const ACCOUNT: &str = "000000000000";
+/// The region used in ARNs.
+pub const REGION: &str = "local";
+/// Suffix of the temp files written next to their target (hidden, so never read as config).
+const TMP_SUFFIX: &str = ".meshd-tmp";
+
+/// What apply did (or would do) to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// It did not exist.
+    Created,
+    /// It existed with a different content.
+    Configured,
+    /// It existed with the same content.
+    Unchanged,
+}
+
+impl Action {
+    /// `created`, `configured`, `unchanged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Configured => "configured",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The new content of one file: `None` removes it. `old` is what to restore on rollback.
+#[derive(Debug, Clone)]
+pub struct FileChange {
+    /// The file.
+    pub path: PathBuf,
+    /// Its new bytes, or `None` to remove it.
+    pub new: Option<Vec<u8>>,
+    /// Its bytes before the change, or `None` when it did not exist.
+    pub old: Option<Vec<u8>>,
+}
+
+/// The outcome for one resource of an apply.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The resource as stored (with metadata).
+    pub resource: Resource,
+    /// What happened.
+    pub action: Action,
+    /// The file it lives in.
+    pub file: PathBuf,
+}
+
+/// Why a control call was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Invalid input: each error names file, resource, JSON path and what is allowed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigError>),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource is still referred to.
+    #[error("{0}")]
+    InUse(String),
+    /// The request is ambiguous or malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Reading or writing the config directory failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+// === metadata ===
+
+/// The App Mesh ARN of a resource.
+pub fn arn(key: &ResourceKey) -> String {
+    let base = format!("arn:aws:appmesh:{REGION}:{ACCOUNT}:mesh/{}", key.mesh);
+    let parent = key.parent.as_deref().unwrap_or("");
+    match key.kind {
+        Kind::Mesh => base,
+        Kind::VirtualNode => format!("{base}/virtualNode/{}", key.name),
+        Kind::VirtualGateway => format!("{base}/virtualGateway/{}", key.name),
+        Kind::GatewayRoute => format!("{base}/virtualGateway/{parent}/gatewayRoute/{}", key.name),
+        Kind::VirtualRouter => format!("{base}/virtualRouter/{}", key.name),
+        Kind::Route => format!("{base}/virtualRouter/{parent}/route/{}", key.name),
+        Kind::VirtualService => format!("{base}/virtualService/{}", key.name),
+    }
+}
+
+/// The current time as App Mesh's CLI v2 prints it (ISO 8601, milliseconds, UTC).
+pub fn now() -> Timestamp {
+    Timestamp::Text(humantime::format_rfc3339_millis(SystemTime::now()).to_string())
+}
+
+/// Fills every missing metadata member (version 1, created now, a fresh uid) and an `ACTIVE`
+/// status. Members already present are kept, so a second call changes nothing. Returns whether
+/// anything changed.
+pub fn complete_metadata(r: &mut Resource, now: &Timestamp) -> bool {
+    let before = (r.metadata().cloned(), r.status().cloned());
+    let mut m = before.0.clone().unwrap_or(ResourceMetadata {
+        arn: None,
+        created_at: None,
+        last_updated_at: None,
+        mesh_owner: None,
+        resource_owner: None,
+        uid: None,
+        version: None,
+    });
+    m.arn.get_or_insert_with(|| arn(&r.key()));
+    let created = m.created_at.get_or_insert_with(|| now.clone()).clone();
+    m.last_updated_at.get_or_insert(created);
+    m.mesh_owner.get_or_insert_with(|| ACCOUNT.to_string());
+    m.resource_owner.get_or_insert_with(|| ACCOUNT.to_string());
+    m.uid
+        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+    m.version.get_or_insert(1);
+    let status = before.1.clone().unwrap_or(ResourceStatus {
+        status: StatusCode::Active,
+    });
+    let changed = before.0.as_ref() != Some(&m) || before.1.as_ref() != Some(&status);
+    r.set_metadata(Some(m));
+    r.set_status(Some(status));
+    changed
+}
+
+/// Whether a resource carries complete metadata and a status.
+fn has_complete_metadata(r: &Resource) -> bool {
+    let mut copy = r.clone();
+    !complete_metadata(&mut copy, &Timestamp::Text(String::new()))
+}
+
+/// What `describe` shows of a resource apart from metadata and status: equal values mean an
+/// apply would change nothing.
+fn content(r: &Resource) -> serde_json::Value {
+    let mut copy = r.clone();
+    copy.set_metadata(None);
+    copy.set_status(None);
+    copy.to_describe_json()
+}
+
+// === files ===
+
+/// The bytes meshd writes for a file holding `resources`: one describe object, or an array.
+pub fn render_file(resources: &[&Resource]) -> Vec<u8> {
+    let value = match resources {
+        [one] => one.to_describe_json(),
+        many => serde_json::Value::Array(many.iter().map(|r| r.to_describe_json()).collect()),
+    };
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// Replaces `path` with `data` durably: temp file in the same directory, fsync, rename, fsync of
+/// the directory. Keeps the permissions of an existing file (0644 for a new one).
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = parent_dir(path);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}{TMP_SUFFIX}", std::process::id()));
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// Removes `path` durably (fsync of the directory). A missing file is fine.
+pub fn remove_durable(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    File::open(parent_dir(path))?.sync_all()
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes temp files left by a meshd killed in the middle of a write.
+pub fn remove_stale_temp_files(dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in read.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+            tracing::info!(file = %entry.path().display(), "removing a temp file left by an interrupted write");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes every change; on the first failure, restores the ones already written.
+pub fn write_changes(changes: &[FileChange]) -> Result<(), StoreError> {
+    for (i, c) in changes.iter().enumerate() {
+        let result = match &c.new {
+            Some(bytes) => write_atomic(&c.path, bytes),
+            None => remove_durable(&c.path),
+        };
+        if let Err(e) = result {
+            rollback(&changes[..i]);
+            return Err(StoreError::Io(format!(
+                "cannot write {} : {e}",
+                c.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Puts back the old content of every changed file (best effort, logged).
+pub fn rollback(changes: &[FileChange]) {
+    for c in changes.iter().rev() {
+        let result = match &c.old {
+            Some(bytes) => write_atomic(&c.path, bytes),
+            None => remove_durable(&c.path),
+        };
+        if let Err(e) = result {
+            tracing::error!(file = %c.path.display(), error = %e, "cannot restore file after a failed change");
+        }
+    }
+}
+
+/// Every resource of the directory with its file, parsed and checked one by one but not
+/// against each other (so that an apply can repair a broken reference). No resource file at all
+/// is an empty set.
+pub fn load_unvalidated(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
+    let has_files = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_str().is_some_and(is_resource_file_name))
+        })
+        .unwrap_or(false);
+    if has_files {
+        MeshSet::load_dir(dir)
+    } else {
+        MeshSet::from_resources(Vec::new())
+    }
+}
+
+/// The changes that give every resource file complete metadata (hand-written files get it on
+/// first load). Files already complete are left alone, so a second pass plans nothing. Nothing
+/// is planned while the directory is invalid (someone may be in the middle of editing it).
+pub fn plan_stamp(dir: &Path) -> Vec<FileChange> {
+    let Ok(set) = load_unvalidated(dir) else {
+        return Vec::new();
+    };
+    if !set.validate().is_empty() {
+        return Vec::new();
+    }
+    let now = now();
+    let mut by_file: BTreeMap<PathBuf, Vec<Resource>> = BTreeMap::new();
+    for (file, r) in set.entries() {
+        by_file
+            .entry(file.to_path_buf())
+            .or_default()
+            .push(r.clone());
+    }
+    let mut changes = Vec::new();
+    for (file, mut resources) in by_file {
+        if resources.iter().all(has_complete_metadata) {
+            continue;
+        }
+        for r in &mut resources {
+            complete_metadata(r, &now);
+        }
+        // Keep the order the file had.
+        let order = file_order(&file);
+        resources.sort_by_key(|r| order.iter().position(|k| *k == r.key()));
+        let refs: Vec<&Resource> = resources.iter().collect();
+        changes.push(FileChange {
+            new: Some(render_file(&refs)),
+            old: std::fs::read(&file).ok(),
+            path: file,
+        });
+    }
+    changes
+}
+
+/// The keys of a file's resources in the order the file lists them.
+fn file_order(file: &Path) -> Vec<ResourceKey> {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| mesh_core::model::parse_document(file, &text).ok())
+        .map(|list| list.iter().map(Resource::key).collect())
+        .unwrap_or_default()
+}
+
+/// The file a new resource goes to: `<kind>-<name>.json` (`route-<router>-<name>.json`), or
+/// with the mesh in the name when that file already exists.
+fn new_file_for(dir: &Path, r: &Resource, taken: &BTreeSet<PathBuf>) -> PathBuf {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let qualified = clean(&r.key().qualified_name().replace('/', "-"));
+    let kind = r.kind().as_str();
+    let candidates = [
+        format!("{kind}-{qualified}.json"),
+        format!("{kind}-{}-{qualified}.json", clean(r.mesh())),
+    ];
+    for name in candidates.iter() {
+        let path = dir.join(name.trim_start_matches('.'));
+        if !path.exists() && !taken.contains(&path) {
+            return path;
+        }
+    }
+    for i in 2.. {
+        let path = dir.join(format!("{kind}-{}-{qualified}-{i}.json", clean(r.mesh())));
+        if !path.exists() && !taken.contains(&path) {
+            return path;
+        }
+    }
+    unreachable!("an unbounded range always finds a free name")
+}
+
+/// Plans an apply of `incoming` (each with the file the user gave it in) onto `current`:
+/// metadata, target files and the whole-mesh validation of the result. Errors name the user's
+/// file for the resources being applied.
+pub fn plan_apply(
+    dir: &Path,
+    current: &MeshSet,
+    incoming: Vec<(PathBuf, Resource)>,
+) -> Result<(Vec<Outcome>, Vec<FileChange>), StoreError> {
+    // Each resource on its own first, named by the user's file.
+    MeshSet::from_resources(incoming.clone()).map_err(StoreError::Invalid)?;
+    let mut seen: BTreeMap<ResourceKey, &Path> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (file, r) in &incoming {
+        if let Some(first) = seen.insert(r.key(), file) {
+            errors.push(ConfigError::new(
+                file,
+                Some(r.label()),
+                r.kind().name_key(),
+                format!(
+                    "applied twice in one call (also in {}); give each resource once",
+                    first.display()
+                ),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
+
+    let now = now();
+    let mut entries = current.to_entries();
+    let mut dirty: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut outcomes = Vec::new();
+    let mut user_file: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (src, mut r) in incoming {
+        let key = r.key();
+        if let Some(i) = entries.iter().position(|(_, e)| e.key() == key) {
+            let (file, existing) = &entries[i];
+            let file = file.clone();
+            if content(existing) == content(&r) && has_complete_metadata(existing) {
+                outcomes.push(Outcome {
+                    resource: existing.clone(),
+                    action: Action::Unchanged,
+                    file,
+                });
+                continue;
+            }
+            let mut meta = existing.metadata().cloned();
+            if let Some(m) = meta.as_mut() {
+                if content(existing) != content(&r) {
+                    m.version = Some(m.version.unwrap_or(1) + 1);
+                    m.last_updated_at = Some(now.clone());
+                }
+            }
+            let action = if content(existing) == content(&r) {
+                Action::Unchanged
+            } else {
+                Action::Configured
+            };
+            r.set_metadata(meta);
+            r.set_status(existing.status().cloned());
+            complete_metadata(&mut r, &now);
+            user_file.insert(r.label(), src);
+            entries[i].1 = r.clone();
+            dirty.insert(file.clone());
+            outcomes.push(Outcome {
+                resource: r,
+                action,
+                file,
+            });
+        } else {
+            r.set_metadata(None);
+            r.set_status(None);
+            complete_metadata(&mut r, &now);
+            let file = new_file_for(dir, &r, &dirty);
+            user_file.insert(r.label(), src);
+            entries.push((file.clone(), r.clone()));
+            dirty.insert(file.clone());
+            outcomes.push(Outcome {
+                resource: r,
+                action: Action::Created,
+                file,
+            });
+        }
+    }
+
+    let set = MeshSet::from_resources(entries).map_err(StoreError::Invalid)?;
+    let errors: Vec<ConfigError> = set
+        .validate()
+        .into_iter()
+        .map(|mut e| {
+            if let Some(src) = e.resource.as_ref().and_then(|l| user_file.get(l)) {
+                e.file = src.clone();
+            }
+            e
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
+    Ok((outcomes, file_changes(&set, &dirty)))
+}
+
+/// The new content of every `dirty` file according to `set`.
+fn file_changes(set: &MeshSet, dirty: &BTreeSet<PathBuf>) -> Vec<FileChange> {
+    dirty
+        .iter()
+        .map(|path| {
+            let order = file_order(path);
+            let mut resources: Vec<&Resource> = set
+                .entries()
+                .filter(|(f, _)| *f == path.as_path())
+                .map(|(_, r)| r)
+                .collect();
+            resources.sort_by_key(|r| {
+                order
+                    .iter()
+                    .position(|k| *k == r.key())
+                    .unwrap_or(usize::MAX)
+            });
+            FileChange {
+                path: path.clone(),
+                new: (!resources.is_empty()).then(|| render_file(&resources)),
+                old: std::fs::read(path).ok(),
+            }
+        })
+        .collect()
+}
+
+/// Finds the resource a user names: `mesh` when given, else the only mesh that has it.
+pub fn resolve<'a>(
+    set: &'a MeshSet,
+    kind: Kind,
+    name: &str,
+    mesh: Option<&str>,
+) -> Result<&'a Resource, StoreError> {
+    let words = kind.as_str();
+    if let Some(mesh) = mesh {
+        return set.get(kind, mesh, name).ok_or_else(|| {
+            StoreError::NotFound(format!("{words}/{name} not found in mesh \"{mesh}\""))
+        });
+    }
+    let meshes: BTreeSet<&str> = set
+        .resources()
+        .filter(|r| {
+            r.kind() == kind && (r.name() == name || r.key().qualified_name() == name)
+        })
+        .map(Resource::mesh)
+        .collect();
+    match meshes.len() {
+        0 => Err(StoreError::NotFound(format!(
+            "{words}/{name} not found in any mesh; `meshctl get {words}` lists them"
+        ))),
+        1 => {
+            let mesh = meshes.into_iter().next().unwrap_or_default();
+            set.get(kind, mesh, name).ok_or_else(|| {
+                StoreError::BadRequest(format!(
+                    "{words}/{name} is ambiguous in mesh \"{mesh}\": give it as <parent>/{name}"
+                ))
+            })
+        }
+        _ => Err(StoreError::BadRequest(format!(
+            "{words}/{name} exists in several meshes ({}): pass --mesh NAME",
+            meshes.into_iter().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Plans the delete of a resource: refused while others refer to it. Returns the resource as
+/// App Mesh's delete returns it (status `DELETED`, version bumped) and the file changes.
+pub fn plan_delete(
+    set: &MeshSet,
+    kind: Kind,
+    name: &str,
+    mesh: Option<&str>,
+) -> Result<(Resource, Vec<FileChange>), StoreError> {
+    let target = resolve(set, kind, name, mesh)?.clone();
+    let key = target.key();
+    let refs = set.references_to(kind, target.mesh(), &key.qualified_name());
+    let refs: Vec<String> = refs
+        .into_iter()
+        .filter(|(k, n)| !(*k == key.kind && *n == key.qualified_name()))
+        .map(|(k, n)| format!("{k}/{n}"))
+        .collect();
+    if !refs.is_empty() {
+        return Err(StoreError::InUse(format!(
+            "{key} in mesh \"{}\" is still referred to by {}; delete or change those first",
+            key.mesh,
+            refs.join(", ")
+        )));
+    }
+    let mut entries = set.to_entries();
+    let Some(i) = entries.iter().position(|(_, r)| r.key() == key) else {
+        return Err(StoreError::NotFound(format!("{key} not found")));
+    };
+    let (file, _) = entries.remove(i);
+    let rest = MeshSet::from_resources(entries).map_err(StoreError::Invalid)?;
+    let changes = file_changes(&rest, &BTreeSet::from([file]));
+
+    let mut deleted = target;
+    let now = now();
+    complete_metadata(&mut deleted, &now);
+    let mut meta = deleted.metadata().cloned();
+    if let Some(m) = meta.as_mut() {
+        m.version = Some(m.version.unwrap_or(1) + 1);
+        m.last_updated_at = Some(now);
+    }
+    deleted.set_metadata(meta);
+    deleted.set_status(Some(ResourceStatus {
+        status: StatusCode::Deleted,
+    }));
+    Ok((deleted, changes))
+}
