@@ -1,0 +1,133 @@
+//! meshstat's command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Lines for people and grep.
+    #[default]
+    Text,
+    /// One JSON object per line, for jq.
+    Json,
+}
+
+/// Stats, clusters and access logs of one or many meshd, made for grep and jq.
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshstat",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  meshstat cx_open                          stats whose name contains cx_open
+  meshstat 'upstream_cx_active$' pending    any of several patterns (regular expressions)
+  meshstat --admin 10.0.0.1:9901 --admin 10.0.0.2:9901 --sum rq_pending_refused
+  meshstat -o json upstream_rq | jq 'select(.value > 0)'
+  meshstat clusters pyserver | grep cx_active
+  meshstat watch 'upstream_rq_total|cx_active' --interval 2s
+  meshstat log --flag UO /var/log/meshd/access.log
+  kubectl logs -l app=pyclient -c envoy | meshstat log --code 5xx
+  meshstat why --log /var/log/meshd/access.log
+  meshstat flags
+
+Stat types (-o json \"type\") come from meshd's /stats/prometheus # TYPE lines; a stat missing
+there is typed by name (gauges end in _active, _open, _peak, _buffered or start with remaining_).
+Exit codes: 0 ok, 1 a meshd could not be read (or no stat matched the patterns), 2 invalid input.
+A closed pipe (| head) ends quietly with 0."
+)]
+pub struct Cli {
+    /// meshd admin endpoint, host:port (repeatable; with several, each line names its source).
+    #[arg(
+        long,
+        global = true,
+        env = "MESHD_ADMIN",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:9901"
+    )]
+    pub admin: Vec<String>,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// How long to wait for a meshd to answer.
+    #[arg(long, global = true, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    /// Add up each stat (counters and gauges) across all --admin sources.
+    #[arg(long)]
+    pub sum: bool,
+
+    /// Hide stats whose value is 0.
+    #[arg(long)]
+    pub nonzero: bool,
+
+    /// A pattern (regular expression) that may start with `-` or name a subcommand (repeatable).
+    #[arg(short = 'e', long = "regexp", value_name = "PATTERN")]
+    pub regexp: Vec<String>,
+
+    /// Show stats whose name matches any PATTERN (regular expression, partial match as
+    /// /stats?filter=). None: every stat.
+    pub patterns: Vec<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The /clusters facts: limits with occupancy, peak and refusals; hosts with counts and health.
+    Clusters {
+        /// Only clusters whose name matches this regular expression.
+        pattern: Option<String>,
+    },
+    /// Refresh matching stats: counters as a rate per second, gauges as values.
+    Watch {
+        /// Stats to watch (regular expressions).
+        #[arg(required = true)]
+        patterns: Vec<String>,
+        /// Time between refreshes.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Stop after this many refreshes (default: until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Parse access logs (Envoy default format or JSON lines): filter, summarise, follow.
+    Log {
+        /// Log files; `-` or none: standard input.
+        files: Vec<PathBuf>,
+        /// Only lines with this response flag (repeatable or comma-separated: UO,URX).
+        #[arg(long = "flag", value_name = "FLAG")]
+        flags: Vec<String>,
+        /// Only lines with this response code or class (503, 5xx; repeatable).
+        #[arg(long = "code", value_name = "CODE")]
+        codes: Vec<String>,
+        /// Only lines whose path matches this regular expression.
+        #[arg(long)]
+        path: Option<String>,
+        /// Only lines that started at or after this time (RFC 3339) or this long ago (10m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print the matching lines as they are instead of the summary.
+        #[arg(long)]
+        lines: bool,
+        /// Keep reading the file as it grows, printing matching lines (like tail -f).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Explain refusals: which limit of which cluster on which meshd refused how many requests.
+    Why {
+        /// Only clusters whose name matches this regular expression.
+        pattern: Option<String>,
+        /// Also read this access log (repeatable): UO vs URX lines.
+        #[arg(long = "log", value_name = "FILE")]
+        logs: Vec<PathBuf>,
+    },
+    /// The table of response flags and their meanings.
+    Flags,
+}
