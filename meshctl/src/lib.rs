@@ -140,7 +140,7 @@ fn check(reply: Reply, what: &str) -> Result<Value, Error> {
     match reply.status {
         StatusCode::BAD_REQUEST if !errors.is_empty() => Err(Error::Refused(errors)),
         StatusCode::BAD_REQUEST => Err(Error::Refused(vec![format!("{what} : {message}")])),
-        StatusCode::FORBIDDEN => Err(Error::Runtime(format!("{what} refused by meshd : {message}"))),
+        StatusCode::FORBIDDEN => Err(Error::Runtime(format!("{what} refused by meshd (403 Forbidden) : {message}"))),
         _ if !errors.is_empty() => {
             let mut lines = vec![format!("{what} : {message}")];
             lines.extend(errors);
