@@ -52,7 +52,12 @@ pub enum Command {
     Apply {
         /// A resource file (one resource or an array; CLI input or describe output), a
         /// directory of *.json files, or - for stdin. Repeatable.
-        #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|DIR|-")]
+        #[arg(
+            short = 'f',
+            long = "filename",
+            required = true,
+            value_name = "FILE|DIR|-"
+        )]
         files: Vec<PathBuf>,
         /// Validate and show what would change, without writing.
         #[arg(long)]
@@ -65,7 +70,12 @@ pub enum Command {
     /// the given files.
     Validate {
         /// A resource file, a directory of *.json files, or - for stdin. Repeatable.
-        #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|DIR|-")]
+        #[arg(
+            short = 'f',
+            long = "filename",
+            required = true,
+            value_name = "FILE|DIR|-"
+        )]
         files: Vec<PathBuf>,
         /// Skip the whole-mesh reference checks (for files that refer to resources elsewhere).
         #[arg(long)]

@@ -128,3 +128,18 @@ pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
     }
     q.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encodes_and_skips_absent_values() {
+        let q = query(&[
+            ("kind", Some("route")),
+            ("name", Some("r/a b")),
+            ("mesh", None),
+        ]);
+        assert_eq!(q, "kind=route&name=r%2Fa+b");
+    }
+}

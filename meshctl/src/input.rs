@@ -28,9 +28,8 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
             files.push(input.clone());
             continue;
         }
-        let meta = std::fs::metadata(input).map_err(|e| {
-            Error::Usage(format!("cannot read {} : {e}", input.display()))
-        })?;
+        let meta = std::fs::metadata(input)
+            .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?;
         if meta.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(input)
                 .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?

@@ -15,6 +15,8 @@ pub mod output;
 use std::io::{IsTerminal as _, Write as _};
 
 use clap::CommandFactory as _;
+#[cfg(test)]
+use clap::Parser as _;
 use http::{Method, StatusCode};
 use mesh_core::model::{ConfigError, Kind};
 use serde_json::{json, Value};
@@ -140,7 +142,9 @@ fn check(reply: Reply, what: &str) -> Result<Value, Error> {
     match reply.status {
         StatusCode::BAD_REQUEST if !errors.is_empty() => Err(Error::Refused(errors)),
         StatusCode::BAD_REQUEST => Err(Error::Refused(vec![format!("{what} : {message}")])),
-        StatusCode::FORBIDDEN => Err(Error::Runtime(format!("{what} refused by meshd (403 Forbidden) : {message}"))),
+        StatusCode::FORBIDDEN => Err(Error::Runtime(format!(
+            "{what} refused by meshd (403 Forbidden) : {message}"
+        ))),
         _ if !errors.is_empty() => {
             let mut lines = vec![format!("{what} : {message}")];
             lines.extend(errors);
@@ -188,14 +192,20 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             }
             print(&out)
         }
-        Command::Get { kind: k, name, output } => {
+        Command::Get {
+            kind: k,
+            name,
+            output,
+        } => {
             let k = k.as_deref().map(kind).transpose()?;
             let q = query(&[
                 ("kind", k.map(Kind::as_str)),
                 ("name", name.as_deref()),
                 ("mesh", mesh),
             ]);
-            let reply = client.call(Method::GET, &format!("/v1/resources?{q}"), None).await?;
+            let reply = client
+                .call(Method::GET, &format!("/v1/resources?{q}"), None)
+                .await?;
             let body = check(reply, "get")?;
             let entries: Vec<Value> = body
                 .get("resources")
@@ -210,8 +220,10 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             }
             match output {
                 GetFormat::Json => {
-                    let list: Vec<Value> =
-                        entries.iter().filter_map(|e| e.get("resource").cloned()).collect();
+                    let list: Vec<Value> = entries
+                        .iter()
+                        .filter_map(|e| e.get("resource").cloned())
+                        .collect();
                     print(&pretty(&Value::Array(list)))
                 }
                 GetFormat::Table if entries.is_empty() => {
@@ -230,8 +242,14 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             output,
         } => {
             let k = kind(&k)?;
-            let q = query(&[("kind", Some(k.as_str())), ("name", Some(&name)), ("mesh", mesh)]);
-            let reply = client.call(Method::GET, &format!("/v1/resource?{q}"), None).await?;
+            let q = query(&[
+                ("kind", Some(k.as_str())),
+                ("name", Some(&name)),
+                ("mesh", mesh),
+            ]);
+            let reply = client
+                .call(Method::GET, &format!("/v1/resource?{q}"), None)
+                .await?;
             let body = check(reply, &format!("describe {k}/{name}"))?;
             let resource = body.get("resource").cloned().unwrap_or(Value::Null);
             let state = body.get("live").filter(|v| !v.is_null());
@@ -268,7 +286,9 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
                 ("mesh", mesh),
                 ("dryRun", dry),
             ]);
-            let reply = client.call(Method::DELETE, &format!("/v1/resource?{q}"), None).await?;
+            let reply = client
+                .call(Method::DELETE, &format!("/v1/resource?{q}"), None)
+                .await?;
             let body = check(reply, &format!("delete {k}/{name}"))?;
             let suffix = if dry_run { " (dry run)" } else { "" };
             let label = body
@@ -286,5 +306,39 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             print(&format!("{label} deleted{suffix}\n"))
         }
         Command::Completions { .. } | Command::Man | Command::Validate { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn invalid_input_exits_2_and_runtime_failures_1() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Refused(vec!["x".into()]).exit_code(), 2);
+        assert_eq!(Error::Runtime("x".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn offline_validation_needs_no_daemon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("mesh.json");
+        std::fs::write(&file, r#"{"meshName": "m", "spec": {}}"#).expect("write");
+        let cli = Cli::try_parse_from([
+            "meshctl",
+            "--socket",
+            "/nonexistent.sock",
+            "validate",
+            "-f",
+            file.to_str().expect("path"),
+        ])
+        .expect("parse");
+        assert!(run(cli).is_ok());
     }
 }

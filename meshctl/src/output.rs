@@ -17,7 +17,13 @@ fn row(entry: &Value) -> Option<Row> {
     let wrapper = entry.get("resource")?.as_object()?;
     let (key, inner) = wrapper.iter().next()?;
     let kind = mesh_core::model::Kind::from_wrapper_key(key)?;
-    let s = |k: &str| inner.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |k: &str| {
+        inner
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let name = match kind.parent_kind() {
         Some(p) => format!("{}/{}", s(p.name_key()), s(kind.name_key())),
         None => s(kind.name_key()),
@@ -146,4 +152,45 @@ fn str_of(v: &Value, k: &str) -> String {
 
 fn num_of(v: &Value, k: &str) -> String {
     v.get(k).map(ToString::to_string).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_aligns_columns_and_names_routes_with_their_router() {
+        let entries = vec![
+            json!({"file": "/etc/meshd/vn-green.json", "resource": {"virtualNode": {
+                "meshName": "m", "virtualNodeName": "green",
+                "metadata": {"version": 3, "lastUpdatedAt": "2026-01-01T00:00:00.000Z"}}}}),
+            json!({"file": "/etc/meshd/rt.json", "resource": {"route": {
+                "meshName": "m", "virtualRouterName": "paths", "routeName": "red"}}}),
+        ];
+        let t = table(&entries, false);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME                MESH   VERSION   LAST UPDATED"
+        );
+        assert_eq!(
+            lines[1],
+            "virtualnode/green   m      3         2026-01-01T00:00:00.000Z"
+        );
+        assert_eq!(lines[2], "route/paths/red     m      -         -");
+        assert!(table(&entries, true).contains("/etc/meshd/rt.json"));
+    }
+
+    #[test]
+    fn live_text_marks_open_breakers() {
+        let live = json!({"listeners": [], "clusters": [{"name": "c", "breakers": {
+            "max_connections": {"active": 5, "limit": 5, "open": true, "refused": 2, "peak": 5}},
+            "hosts": [{"address": "127.0.0.1:1", "hostname": "h", "cx_active": 5,
+                       "rq_active": 5, "rq_total": 9}]}]});
+        let t = live_text(&live);
+        assert!(t.contains("5/5"), "{t}");
+        assert!(t.contains("OPEN"), "{t}");
+        assert!(t.contains("host 127.0.0.1:1 (h)"), "{t}");
+    }
 }

@@ -115,21 +115,19 @@ fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
         std::fs::create_dir_all(dir)?;
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::AddrInUse,
-                        "another meshd is answering on this socket; stop it or give this one \
+        Ok(m) if m.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another meshd is answering on this socket; stop it or give this one \
                          another --socket",
-                    ))
-                }
-                Err(_) => {
-                    tracing::info!(socket = %path.display(), "replacing a stale socket");
-                    std::fs::remove_file(path)?;
-                }
+                ))
             }
-        }
+            Err(_) => {
+                tracing::info!(socket = %path.display(), "replacing a stale socket");
+                std::fs::remove_file(path)?;
+            }
+        },
         Ok(_) => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -247,9 +245,7 @@ fn store_error(e: StoreError) -> Reply {
         ),
         StoreError::NotFound(m) => error(StatusCode::NOT_FOUND, "NotFoundException", m, &[]),
         StoreError::InUse(m) => error(StatusCode::CONFLICT, "ResourceInUseException", m, &[]),
-        StoreError::BadRequest(m) => {
-            error(StatusCode::BAD_REQUEST, "BadRequestException", m, &[])
-        }
+        StoreError::BadRequest(m) => error(StatusCode::BAD_REQUEST, "BadRequestException", m, &[]),
         StoreError::Io(m) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServerErrorException",
@@ -395,8 +391,8 @@ async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Repl
 
 /// The documents of an apply body, each with the file name to use in errors.
 fn documents(body: &[u8]) -> Result<Vec<(PathBuf, Value)>, String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the request body is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the request body is not JSON: {e}"))?;
     if let Some(Value::Array(docs)) = value.get("documents") {
         return docs
             .iter()

@@ -79,7 +79,10 @@ fn describe(socket: &Path, kind: &str, name: &str) -> Value {
 }
 
 fn version(v: &Value) -> i64 {
-    let inner = v.as_object().and_then(|o| o.values().next()).expect("wrapper");
+    let inner = v
+        .as_object()
+        .and_then(|o| o.values().next())
+        .expect("wrapper");
     inner["metadata"]["version"].as_i64().expect("version")
 }
 
@@ -125,7 +128,13 @@ fn describe_apply_round_trips_and_versions_grow() {
         meta["arn"],
         "arn:aws:appmesh:local:000000000000:mesh/color-mesh/virtualNode/green"
     );
-    for k in ["uid", "createdAt", "lastUpdatedAt", "meshOwner", "resourceOwner"] {
+    for k in [
+        "uid",
+        "createdAt",
+        "lastUpdatedAt",
+        "meshOwner",
+        "resourceOwner",
+    ] {
         assert!(meta.get(k).is_some(), "metadata has no {k}: {meta}");
     }
     assert_eq!(before["virtualNode"]["status"]["status"], "ACTIVE");
@@ -133,20 +142,29 @@ fn describe_apply_round_trips_and_versions_grow() {
     let file = tmp.path().join("green.json");
     write_json(&file, &before);
     let f = file.to_str().expect("utf-8 path");
-    assert_eq!(ok(&m.socket, &["apply", "-f", f]), "virtualnode/green unchanged\n");
+    assert_eq!(
+        ok(&m.socket, &["apply", "-f", f]),
+        "virtualnode/green unchanged\n"
+    );
     assert_eq!(describe(&m.socket, "vn", "green"), before);
 
     let mut changed = before.clone();
     for (i, max) in [7, 8].into_iter().enumerate() {
-        changed["virtualNode"]["spec"]["listeners"][0]["connectionPool"]["http"]["maxConnections"] =
-            json!(max);
+        changed["virtualNode"]["spec"]["listeners"][0]["connectionPool"]["http"]
+            ["maxConnections"] = json!(max);
         write_json(&file, &changed);
         let dry = ok(&m.socket, &["apply", "-f", f, "--dry-run"]);
         assert_eq!(dry, "virtualnode/green configured (dry run)\n");
-        assert_eq!(ok(&m.socket, &["apply", "-f", f]), "virtualnode/green configured\n");
+        assert_eq!(
+            ok(&m.socket, &["apply", "-f", f]),
+            "virtualnode/green configured\n"
+        );
         let now = describe(&m.socket, "virtual-node", "green");
         assert_eq!(version(&now), 2 + i as i64);
-        assert_eq!(now["virtualNode"]["metadata"]["createdAt"], meta["createdAt"]);
+        assert_eq!(
+            now["virtualNode"]["metadata"]["createdAt"],
+            meta["createdAt"]
+        );
         assert_eq!(now["virtualNode"]["metadata"]["uid"], meta["uid"]);
         // In force before apply returned: the breaker limit is the new one.
         let live = ok(&m.socket, &["describe", "vn", "green", "--live"]);
@@ -161,12 +179,23 @@ fn describe_apply_round_trips_and_versions_grow() {
 
     // Live state: breaker occupancy and hosts of the node's clusters.
     let live = ok(&m.socket, &["describe", "vn", "green", "--live"]);
-    assert!(live.contains("cluster cds_ingress_color-mesh_green_http_8080"), "{live}");
-    assert!(live.contains("max_pending_requests") && live.contains("host "), "{live}");
-    let j: Value =
-        serde_json::from_str(&ok(&m.socket, &["describe", "vn", "green", "--live", "-o", "json"]))
-            .expect("json");
-    assert_eq!(j["live"]["clusters"][0]["breakers"]["max_connections"]["limit"], 8);
+    assert!(
+        live.contains("cluster cds_ingress_color-mesh_green_http_8080"),
+        "{live}"
+    );
+    assert!(
+        live.contains("max_pending_requests") && live.contains("host "),
+        "{live}"
+    );
+    let j: Value = serde_json::from_str(&ok(
+        &m.socket,
+        &["describe", "vn", "green", "--live", "-o", "json"],
+    ))
+    .expect("json");
+    assert_eq!(
+        j["live"]["clusters"][0]["breakers"]["max_connections"]["limit"],
+        8
+    );
 
     // get: table, wide, json.
     let table = ok(&m.socket, &["get"]);
@@ -174,7 +203,8 @@ fn describe_apply_round_trips_and_versions_grow() {
     assert!(table.contains("route/color-paths/green"), "{table}");
     let wide = ok(&m.socket, &["get", "vn", "-o", "wide"]);
     assert!(wide.contains("vn-green.json"), "{wide}");
-    let list: Value = serde_json::from_str(&ok(&m.socket, &["get", "vs", "-o", "json"])).expect("json");
+    let list: Value =
+        serde_json::from_str(&ok(&m.socket, &["get", "vs", "-o", "json"])).expect("json");
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
     // delete: refused while referred to, then allowed bottom-up.
@@ -182,7 +212,10 @@ fn describe_apply_round_trips_and_versions_grow() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("route/color-paths/red"), "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
-    assert_eq!(ok(&m.socket, &["delete", "rt", "red"]), "route/color-paths/red deleted\n");
+    assert_eq!(
+        ok(&m.socket, &["delete", "rt", "red"]),
+        "route/color-paths/red deleted\n"
+    );
     assert!(!config.join("route-red.json").exists());
     let r = meshctl(&m.socket, &["describe", "route", "red"]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -197,7 +230,10 @@ fn a_bad_resource_in_three_changes_nothing() {
     let mut bad = node("bad", 8082, 1);
     bad["spec"]["listeners"][0]["portMapping"]["port"] = json!(70000);
     let file = tmp.path().join("three.json");
-    write_json(&file, &json!([node("blue", 8081, 1), bad, node("white", 8083, 1)]));
+    write_json(
+        &file,
+        &json!([node("blue", 8081, 1), bad, node("white", 8083, 1)]),
+    );
     let r = meshctl(&m.socket, &["apply", "-f", file.to_str().expect("path")]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
@@ -211,7 +247,11 @@ fn a_bad_resource_in_three_changes_nothing() {
     write_json(&file, &json!([dangling, node("white", 8083, 1)]));
     let r = meshctl(&m.socket, &["apply", "-f", file.to_str().expect("path")]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("three.json: virtualnode/blue: spec.backends"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("three.json: virtualnode/blue: spec.backends"),
+        "{r:?}"
+    );
     assert_eq!(snapshot(&config), before, "a refused apply wrote something");
     let r = meshctl(&m.socket, &["get", "vn", "blue"]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -229,14 +269,22 @@ fn concurrent_applies_all_land_exactly_once() {
             let file = tmp.path().join(format!("c{i}.json"));
             let mut red = node("red", 8080, 100 + i);
             red["spec"]["serviceDiscovery"]["dns"]["hostname"] = json!("red.color-mesh.local");
-            write_json(&file, &json!([node(&format!("n{i}"), 9000 + i as u16, 1), red]));
-            std::thread::spawn(move || meshctl(&socket, &["apply", "-f", file.to_str().expect("p")]))
+            write_json(
+                &file,
+                &json!([node(&format!("n{i}"), 9000 + i as u16, 1), red]),
+            );
+            std::thread::spawn(move || {
+                meshctl(&socket, &["apply", "-f", file.to_str().expect("p")])
+            })
         })
         .collect();
     for h in handles {
         let r = h.join().expect("thread");
         assert_eq!(r.code, 0, "{r:?}");
-        assert!(r.stdout.contains("created") && r.stdout.contains("virtualnode/red configured"), "{r:?}");
+        assert!(
+            r.stdout.contains("created") && r.stdout.contains("virtualnode/red configured"),
+            "{r:?}"
+        );
     }
     // Every update of red counted once: the version grew by exactly the number of clients.
     assert_eq!(version(&describe(&m.socket, "vn", "red")), v0 + clients);
@@ -258,7 +306,14 @@ fn concurrent_applies_all_land_exactly_once() {
 #[test]
 fn a_user_outside_the_socket_group_is_refused_with_403() {
     let prefix: &[&str] = if Path::new("/usr/bin/setpriv").exists() || which("setpriv") {
-        &["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+        &[
+            "setpriv",
+            "--reuid",
+            "nobody",
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+        ]
     } else if which("runuser") {
         &["runuser", "-u", "nobody", "--"]
     } else {
@@ -276,10 +331,18 @@ fn a_user_outside_the_socket_group_is_refused_with_403() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let before = snapshot(&config);
 
-    let r = meshctl_as(prefix, &m.socket, &["apply", "-f", file.to_str().expect("p")]);
+    let r = meshctl_as(
+        prefix,
+        &m.socket,
+        &["apply", "-f", file.to_str().expect("p")],
+    );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("403"), "{r:?}");
-    assert!(r.stderr.contains("user nobody (uid 65534) may not change the mesh"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("user nobody (uid 65534) may not change the mesh"),
+        "{r:?}"
+    );
     let r = meshctl_as(prefix, &m.socket, &["delete", "rt", "red"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("403"), "{r:?}");
@@ -334,7 +397,10 @@ fn killing_meshd_during_applies_never_mixes_versions() {
             let v = version(&d);
             // Old or new, never a mix: the version matches the content.
             assert_eq!(v, got, "{n}: version {v} with maxConnections {got}");
-            assert!(got == max || got == max - 1 || (!acknowledged && got < max), "{n}: {got}");
+            assert!(
+                got == max || got == max - 1 || (!acknowledged && got < max),
+                "{n}: {got}"
+            );
             if acknowledged {
                 assert_eq!(got, max, "{n}: an acknowledged apply was lost");
             }
@@ -357,8 +423,14 @@ fn socket_errors_are_one_clear_line() {
     let r = meshctl(&missing, &["get"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
-    assert!(r.stderr.starts_with("meshctl: cannot connect to meshd at "), "{r:?}");
-    assert!(r.stderr.contains(&missing.display().to_string()) && r.stderr.contains("start meshd"), "{r:?}");
+    assert!(
+        r.stderr.starts_with("meshctl: cannot connect to meshd at "),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains(&missing.display().to_string()) && r.stderr.contains("start meshd"),
+        "{r:?}"
+    );
 
     let not_socket = dir.path().join("plain");
     std::fs::write(&not_socket, "x").expect("write");
@@ -370,23 +442,34 @@ fn socket_errors_are_one_clear_line() {
     let (_tmp, config) = walkthrough_config();
     let m = Meshd::start(&config, GREEN);
     let mut cmd = Command::new(bin("meshd"));
-    cmd.arg("--config-dir").arg(&config).args(["--admin", "127.0.0.1:0", "--socket"]);
+    cmd.arg("--config-dir")
+        .arg(&config)
+        .args(["--admin", "127.0.0.1:0", "--socket"]);
     cmd.arg(&m.socket).args(GREEN);
     let (mut second, _out) = Proc::spawn("meshd-second", cmd, dir.path());
     assert_eq!(second.wait_exit(Duration::from_secs(20)), Some(1));
-    assert!(second.stderr().contains("another meshd is answering"), "{}", second.stderr());
+    assert!(
+        second.stderr().contains("another meshd is answering"),
+        "{}",
+        second.stderr()
+    );
     ok(&m.socket, &["get"]);
 
     let stale = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
     assert!(stale.exists());
     let mut cmd = Command::new(bin("meshd"));
-    cmd.arg("--config-dir").arg(&config).args(["--admin", "127.0.0.1:0", "--socket"]);
-    cmd.arg(&stale).args(["--node", "green", "--listen", "green=127.0.0.1:0"]);
+    cmd.arg("--config-dir")
+        .arg(&config)
+        .args(["--admin", "127.0.0.1:0", "--socket"]);
+    cmd.arg(&stale)
+        .args(["--node", "green", "--listen", "green=127.0.0.1:0"]);
     let (_third, _out) = Proc::spawn("meshd-third", cmd, dir.path());
-    mesh_tests::eventually("meshd to take over the stale socket", Duration::from_secs(20), || {
-        (meshctl(&stale, &["get", "mesh"]).code == 0).then_some(())
-    });
+    mesh_tests::eventually(
+        "meshd to take over the stale socket",
+        Duration::from_secs(20),
+        || (meshctl(&stale, &["get", "mesh"]).code == 0).then_some(()),
+    );
 }
 
 #[test]
@@ -395,18 +478,33 @@ fn validate_works_offline_and_tools_generate() {
     let nowhere = Path::new("/nonexistent/meshd.sock");
     let r = meshctl(nowhere, &["validate", "-f", config.to_str().expect("p")]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.starts_with("ok: 10 resources in 10 files"), "{r:?}");
+    assert!(
+        r.stdout.starts_with("ok: 10 resources in 10 files"),
+        "{r:?}"
+    );
     let green = config.join("vn-green.json");
     let g = green.to_str().expect("p");
     let r = meshctl(nowhere, &["validate", "-f", g]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("vn-green.json: virtualnode/green"), "{r:?}");
-    assert_eq!(meshctl(nowhere, &["validate", "-f", g, "--no-references"]).code, 0);
-    std::fs::write(&green, "{\"meshName\": \"color-mesh\", \"virtualNodeName\": \"g\", \"spec\": {\"x\": 1}}")
-        .expect("write");
+    assert!(
+        r.stderr.contains("vn-green.json: virtualnode/green"),
+        "{r:?}"
+    );
+    assert_eq!(
+        meshctl(nowhere, &["validate", "-f", g, "--no-references"]).code,
+        0
+    );
+    std::fs::write(
+        &green,
+        "{\"meshName\": \"color-mesh\", \"virtualNodeName\": \"g\", \"spec\": {\"x\": 1}}",
+    )
+    .expect("write");
     let r = meshctl(nowhere, &["validate", "-f", g, "--no-references"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("virtualnode/g: spec.x: unknown field"), "{r:?}");
+    assert!(
+        r.stderr.contains("virtualnode/g: spec.x: unknown field"),
+        "{r:?}"
+    );
 
     for shell in ["bash", "zsh", "fish"] {
         let r = meshctl(nowhere, &["completions", shell]);
@@ -415,7 +513,11 @@ fn validate_works_offline_and_tools_generate() {
     }
     let r = meshctl(nowhere, &["man"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains(".TH meshctl"), "{}", &r.stdout[..200.min(r.stdout.len())]);
+    assert!(
+        r.stdout.contains(".TH meshctl"),
+        "{}",
+        &r.stdout[..200.min(r.stdout.len())]
+    );
     let r = meshctl(nowhere, &["describe", "nonsense", "x"]);
     assert_eq!(r.code, 2, "{r:?}");
 }

@@ -46,7 +46,7 @@ impl Policy {
         let user = User::from_uid(Uid::from_raw(caller.uid)).ok().flatten();
         let group = Group::from_gid(Gid::from_raw(self.group)).ok().flatten();
         if let (Some(user), Some(group)) = (&user, &group) {
-            if user.gid.as_raw() == self.group || group.mem.iter().any(|m| *m == user.name) {
+            if user.gid.as_raw() == self.group || group.mem.contains(&user.name) {
                 return Ok(());
             }
         }

@@ -504,9 +504,7 @@ pub fn resolve<'a>(
     }
     let meshes: BTreeSet<&str> = set
         .resources()
-        .filter(|r| {
-            r.kind() == kind && (r.name() == name || r.key().qualified_name() == name)
-        })
+        .filter(|r| r.kind() == kind && (r.name() == name || r.key().qualified_name() == name))
         .map(Resource::mesh)
         .collect();
     match meshes.len() {
