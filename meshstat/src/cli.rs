@@ -20,7 +20,6 @@ pub enum Format {
 #[command(
     name = "meshstat",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "Examples:
   meshstat cx_open                          stats whose name contains cx_open
   meshstat 'upstream_cx_active$' pending    any of several patterns (regular expressions)
