@@ -161,9 +161,13 @@ async fn stamp(daemon: &Daemon, reload: bool) {
     for c in &changes {
         tracing::info!(file = %c.path.display(), "adding metadata to a hand-written resource file");
     }
-    if let Err(e) = store::write_changes(&changes) {
-        tracing::warn!(error = %e, "cannot add metadata to resource files");
-        return;
+    match store::write_unless_changed(&changes) {
+        Ok(0) => return,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot add metadata to resource files");
+            return;
+        }
     }
     if reload {
         if let Err(e) = daemon.reload_locked().await {

@@ -78,11 +78,15 @@ fn describe(socket: &Path, kind: &str, name: &str) -> Value {
     serde_json::from_str(&ok(socket, &["describe", kind, name])).expect("describe prints JSON")
 }
 
+/// `metadata.version` of a describe wrapper or of a flat (CLI-input shaped) resource.
 fn version(v: &Value) -> i64 {
-    let inner = v
-        .as_object()
-        .and_then(|o| o.values().next())
-        .expect("wrapper");
+    let inner = if v.get("metadata").is_some() {
+        v
+    } else {
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .expect("wrapper")
+    };
     inner["metadata"]["version"].as_i64().expect("version")
 }
 
@@ -170,12 +174,13 @@ fn describe_apply_round_trips_and_versions_grow() {
         let live = ok(&m.socket, &["describe", "vn", "green", "--live"]);
         assert!(live.contains(&format!("0/{max} ")), "{live}");
     }
-    // The file the watcher reads holds it, in describe shape.
+    // The file the watcher reads holds it, in the shape the file had (flat CLI input here).
     let on_disk: Value = serde_json::from_str(
         &std::fs::read_to_string(config.join("vn-green.json")).expect("vn-green.json"),
     )
     .expect("json");
     assert_eq!(version(&on_disk), 3);
+    assert_eq!(on_disk["virtualNodeName"], "green", "{on_disk}");
 
     // Live state: breaker occupancy and hosts of the node's clusters.
     let live = ok(&m.socket, &["describe", "vn", "green", "--live"]);
@@ -520,4 +525,26 @@ fn validate_works_offline_and_tools_generate() {
     );
     let r = meshctl(nowhere, &["describe", "nonsense", "x"]);
     assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[test]
+fn hand_written_files_get_metadata_once_and_keep_their_shape() {
+    let (_tmp, config) = walkthrough_config();
+    let m = Meshd::start(&config, GREEN);
+    let file = config.join("vn-blue.json");
+    let tmp = config.join(".vn-blue.json.tmp");
+    write_json(&tmp, &node("blue", 8081, 3));
+    std::fs::rename(&tmp, &file).expect("rename");
+    let stamped = mesh_tests::eventually("meshd to add metadata", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&file).ok()?;
+        text.contains("\"uid\"").then_some(text)
+    });
+    let v: Value = serde_json::from_str(&stamped).expect("json");
+    assert_eq!(v["virtualNodeName"], "blue", "kept flat: {v}");
+    assert_eq!(version(&v), 1);
+    // The pass triggered by meshd's own write changes nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), stamped);
+    let d = describe(&m.socket, "vn", "blue");
+    assert_eq!(d["virtualNode"]["metadata"]["uid"], v["metadata"]["uid"]);
 }

@@ -158,15 +158,52 @@ fn content(r: &Resource) -> serde_json::Value {
 
 // === files ===
 
-/// The bytes meshd writes for a file holding `resources`: one describe object, or an array.
-pub fn render_file(resources: &[&Resource]) -> Vec<u8> {
+/// The bytes meshd writes for a file holding `resources`: one object, or an array. Each
+/// resource keeps the shape it had in the file (`flat` holds the keys written as CLI input, with
+/// `metadata` and `status` next to `spec`); others, and new ones, are describe output.
+pub fn render_file(resources: &[&Resource], flat: &BTreeSet<ResourceKey>) -> Vec<u8> {
+    let one = |r: &Resource| {
+        if flat.contains(&r.key()) {
+            r.to_json()
+        } else {
+            r.to_describe_json()
+        }
+    };
     let value = match resources {
-        [one] => one.to_describe_json(),
-        many => serde_json::Value::Array(many.iter().map(|r| r.to_describe_json()).collect()),
+        [r] => one(r),
+        many => serde_json::Value::Array(many.iter().map(|r| one(r)).collect()),
     };
     let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
     text.push('\n');
     text.into_bytes()
+}
+
+/// A file's resources in file order, and the keys written flat (CLI input, not a describe
+/// wrapper). Empty when the file is missing or does not parse.
+fn read_file(file: &Path, bytes: &[u8]) -> (Vec<Resource>, BTreeSet<ResourceKey>) {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Default::default();
+    };
+    let Ok(resources) = mesh_core::model::parse_document(file, text) else {
+        return Default::default();
+    };
+    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        other => vec![other],
+    };
+    let flat = resources
+        .iter()
+        .zip(items.iter())
+        .filter(|(_, v)| {
+            let wrapped = v.as_object().is_some_and(|o| {
+                o.len() == 1 && o.keys().all(|k| Kind::from_wrapper_key(k).is_some())
+            });
+            !wrapped
+        })
+        .map(|(r, _)| r.key())
+        .collect();
+    (resources, flat)
 }
 
 /// Replaces `path` with `data` durably: temp file in the same directory, fsync, rename, fsync of
@@ -278,8 +315,9 @@ pub fn load_unvalidated(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
 }
 
 /// The changes that give every resource file complete metadata (hand-written files get it on
-/// first load). Files already complete are left alone, so a second pass plans nothing. Nothing
-/// is planned while the directory is invalid (someone may be in the middle of editing it).
+/// first load), each file keeping its shape. Files already complete are left alone, so a second
+/// pass plans nothing. Nothing is planned while the directory is invalid (someone may be in the
+/// middle of editing it). `old` is exactly the bytes the plan was made from.
 pub fn plan_stamp(dir: &Path) -> Vec<FileChange> {
     let Ok(set) = load_unvalidated(dir) else {
         return Vec::new();
@@ -288,41 +326,40 @@ pub fn plan_stamp(dir: &Path) -> Vec<FileChange> {
         return Vec::new();
     }
     let now = now();
-    let mut by_file: BTreeMap<PathBuf, Vec<Resource>> = BTreeMap::new();
-    for (file, r) in set.entries() {
-        by_file
-            .entry(file.to_path_buf())
-            .or_default()
-            .push(r.clone());
-    }
+    let files: BTreeSet<PathBuf> = set.entries().map(|(f, _)| f.to_path_buf()).collect();
     let mut changes = Vec::new();
-    for (file, mut resources) in by_file {
-        if resources.iter().all(has_complete_metadata) {
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let (mut resources, flat) = read_file(&file, &bytes);
+        if resources.is_empty() || resources.iter().all(has_complete_metadata) {
             continue;
         }
         for r in &mut resources {
             complete_metadata(r, &now);
         }
-        // Keep the order the file had.
-        let order = file_order(&file);
-        resources.sort_by_key(|r| order.iter().position(|k| *k == r.key()));
         let refs: Vec<&Resource> = resources.iter().collect();
         changes.push(FileChange {
-            new: Some(render_file(&refs)),
-            old: std::fs::read(&file).ok(),
+            new: Some(render_file(&refs, &flat)),
+            old: Some(bytes),
             path: file,
         });
     }
     changes
 }
 
-/// The keys of a file's resources in the order the file lists them.
-fn file_order(file: &Path) -> Vec<ResourceKey> {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|text| mesh_core::model::parse_document(file, &text).ok())
-        .map(|list| list.iter().map(Resource::key).collect())
-        .unwrap_or_default()
+/// Writes the changes of files that still hold exactly what the plan was made from; a file
+/// edited in between is skipped (its own change event brings another pass). Returns how many
+/// were written.
+pub fn write_unless_changed(changes: &[FileChange]) -> Result<usize, StoreError> {
+    let current: Vec<FileChange> = changes
+        .iter()
+        .filter(|c| std::fs::read(&c.path).ok() == c.old)
+        .cloned()
+        .collect();
+    write_changes(&current)?;
+    Ok(current.len())
 }
 
 /// The file a new resource goes to: `<kind>-<name>.json` (`route-<router>-<name>.json`), or
@@ -463,27 +500,31 @@ pub fn plan_apply(
     Ok((outcomes, file_changes(&set, &dirty)))
 }
 
-/// The new content of every `dirty` file according to `set`.
+/// The new content of every `dirty` file according to `set`, in the file's order and shapes.
 fn file_changes(set: &MeshSet, dirty: &BTreeSet<PathBuf>) -> Vec<FileChange> {
     dirty
         .iter()
         .map(|path| {
-            let order = file_order(path);
+            let old = std::fs::read(path).ok();
+            let (before, flat) = old
+                .as_deref()
+                .map(|b| read_file(path, b))
+                .unwrap_or_default();
             let mut resources: Vec<&Resource> = set
                 .entries()
                 .filter(|(f, _)| *f == path.as_path())
                 .map(|(_, r)| r)
                 .collect();
             resources.sort_by_key(|r| {
-                order
+                before
                     .iter()
-                    .position(|k| *k == r.key())
+                    .position(|b| b.key() == r.key())
                     .unwrap_or(usize::MAX)
             });
             FileChange {
                 path: path.clone(),
-                new: (!resources.is_empty()).then(|| render_file(&resources)),
-                old: std::fs::read(path).ok(),
+                new: (!resources.is_empty()).then(|| render_file(&resources, &flat)),
+                old,
             }
         })
         .collect()
