@@ -256,7 +256,6 @@ fn run_why(
         summaries.push((name, s));
     }
     let (sources, failed) = gather(admins, |a| Ok((a.stats()?, a.clusters()?)))?;
-    let mut any = false;
     for (src, (st, cl)) in &sources {
         let found = why::findings(src, st, cl, patterns);
         if found.is_empty() && !json {
@@ -268,7 +267,6 @@ fn run_why(
             ))?;
         }
         for f in &found {
-            any = true;
             if json {
                 out.line(&serde_json::to_string(f).unwrap_or_default())?;
             } else {
@@ -287,7 +285,6 @@ fn run_why(
             }
         }
     }
-    let _ = any;
     out.flush()?;
     finish(failed, false)
 }

@@ -183,21 +183,17 @@ fn pattern_filter_matches_stats_filter_and_json_agrees_with_text() {
         assert_eq!(v["source"], a.as_str());
         let name = v["name"].as_str().expect("name").to_owned();
         let ty = v["type"].as_str().expect("type");
-        let expect = if name.contains(".membership_") {
-            "gauge"
-        } else if name.ends_with("_active")
+        let gauge = name.contains(".membership_")
+            || name.ends_with("_active")
             || name.ends_with("_open")
             || name.contains(".remaining_")
-            || name.ends_with("_peak")
-        {
-            "gauge"
-        } else if name.ends_with("_total")
-            || name.ends_with("_overflow")
-            || name.ends_with("_refused")
-        {
-            "counter"
-        } else {
-            ty
+            || name.ends_with("_peak");
+        let counter =
+            name.ends_with("_total") || name.ends_with("_overflow") || name.ends_with("_refused");
+        let expect = match (gauge, counter) {
+            (true, _) => "gauge",
+            (false, true) => "counter",
+            (false, false) => ty,
         };
         assert_eq!(ty, expect, "{name}");
         from_json.push(format!("{name}: {}", v["value"].as_u64().expect("value")));
@@ -468,7 +464,11 @@ fn watch_prints_rates_when_piped() {
         "2",
     ]);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert!(!lines.is_empty() && lines.len() % 2 == 0, "{}", r.stdout);
+    assert!(
+        !lines.is_empty() && lines.len().is_multiple_of(2),
+        "{}",
+        r.stdout
+    );
     for l in &lines {
         let (stamp, rest) = l.split_once(' ').expect("timestamp first");
         assert!(stamp.ends_with('Z'), "{l}");
