@@ -17,6 +17,7 @@
 //! back, so a refused change changes nothing.
 
 pub mod auth;
+pub mod files;
 pub mod live;
 pub mod store;
 
