@@ -242,11 +242,23 @@ impl<C: Connector> Cluster<C> {
         **self.settings.load()
     }
 
-    /// Applies new limits and settings in place; in-flight work keeps its slots.
+    /// Applies new limits and settings in place; in-flight work keeps its slots. When
+    /// `max_connections` is lowered below the connections open now, idle connections above the
+    /// new limit are closed at once and busy ones are closed when their request ends, so the
+    /// limit holds for reused connections too.
     pub fn reconfigure(&self, thresholds: Thresholds, settings: PoolSettings) {
         self.info.breakers.set_thresholds(thresholds);
         self.info.high.set_thresholds(thresholds);
         self.settings.store(Arc::new(settings));
+        let cx = &self.info.breakers.connections;
+        let mut excess = cx.current().saturating_sub(cx.max());
+        for host in self.hosts.load().iter() {
+            while excess > 0 {
+                let Some(idle) = host.idle.pop() else { break };
+                drop(idle);
+                excess -= 1;
+            }
+        }
         // A raised limit may admit queued requests.
         self.info.pending_wakeup.notify_waiters();
     }
@@ -446,8 +458,11 @@ impl<C: Connector> Checkout<C> {
         if let Some(conn) = self.conn.take() {
             let uses = self.uses + 1;
             let max = self.cluster.settings.load().max_requests_per_connection;
+            let cx = &self.cluster.info.breakers.connections;
             if max != 0 && uses >= max {
                 self.cluster.info.counters.upstream_cx_max_requests.inc();
+            } else if cx.current() > cx.max() {
+                // The limit was lowered: close rather than keep an extra connection.
             } else if reusable && conn.is_open() {
                 self.host.idle.push(Idle {
                     conn,

@@ -60,6 +60,9 @@ pub struct ListenerState {
     pub table: ArcSwap<ListenerTable>,
 }
 
+/// Envoy's default `max_request_headers_kb` (60 KiB); larger gets 431.
+const MAX_REQUEST_HEADERS: usize = 60 * 1024;
+
 const OVERFLOW_BODY: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: overflow";
 
@@ -99,6 +102,21 @@ pub async fn handle(
     stats.counters.downstream_rq_http1_total.inc();
     let table = listener.table.load_full();
     let (mut parts, body) = req.into_parts();
+    let head: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if head > MAX_REQUEST_HEADERS {
+        stats.counters.downstream_rq_too_large.inc();
+        stats.codes.record(431);
+        let mut resp = Response::new(ResponseBody::plain("request headers too large"));
+        *resp.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(resp);
+    }
 
     if !parts.headers.contains_key(&X_REQUEST_ID) {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();

@@ -365,9 +365,6 @@ impl Server {
     }
 }
 
-/// Largest request head (request line + headers) accepted; larger gets 431.
-const MAX_HEAD: usize = 64 * 1024;
-
 async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>) {
     loop {
         let (tcp, peer) = match socket.accept().await {
@@ -390,7 +387,6 @@ async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>) {
             });
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(tcp), svc)
                 .await;
             if let Err(e) = result {

@@ -162,3 +162,32 @@ async fn heavy_contention_never_exceeds_and_never_loses_a_wakeup() {
     assert_eq!(c.info().breakers.pending.current(), 0);
     assert_eq!(c.info().breakers.requests.current(), 0);
 }
+
+#[tokio::test]
+async fn a_lowered_limit_closes_connections_above_it() {
+    let c = cluster(3, 3, 100);
+    let a = c.checkout().await.expect("a");
+    let b = c.checkout().await.expect("b");
+    let d = c.checkout().await.expect("d");
+    a.release(true);
+    b.release(true);
+    c.reconfigure(
+        Thresholds {
+            max_connections: 1,
+            max_pending_requests: 1,
+            max_requests: 100,
+            max_retries: 3,
+        },
+        PoolSettings::default(),
+    );
+    // Two idle, one busy, limit 1: both idle ones close now, the busy one stays until done.
+    assert_eq!(c.info().breakers.connections.current(), 1);
+    d.release(true);
+    assert_eq!(
+        c.info().breakers.connections.current(),
+        1,
+        "at the limit, kept"
+    );
+    let e = c.checkout().await.expect("reuses the one left");
+    assert!(e.reused());
+}
