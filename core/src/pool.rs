@@ -173,6 +173,9 @@ struct Idle<T> {
     since: Instant,
 }
 
+/// An idle connection taken from a host's queue.
+type Found<T> = (Arc<Host<T>>, Idle<T>);
+
 /// One host of a cluster with its idle connections.
 pub struct Host<T> {
     /// What the stats show of the host.
@@ -341,11 +344,7 @@ impl<C: Connector> Cluster<C> {
         }
     }
 
-    fn pop_idle(
-        &self,
-        hosts: &[Arc<Host<C::Conn>>],
-        start: usize,
-    ) -> Option<(Arc<Host<C::Conn>>, Idle<C::Conn>)> {
+    fn pop_idle(&self, hosts: &[Arc<Host<C::Conn>>], start: usize) -> Option<Found<C::Conn>> {
         let idle_timeout = self.settings.load().idle_timeout;
         for i in 0..hosts.len() {
             let host = &hosts[(start + i) % hosts.len()];

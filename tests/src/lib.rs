@@ -148,7 +148,8 @@ impl DemoApp {
     pub fn start(color: &str, extra: &[&str]) -> DemoApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(bin("demo-app"));
-        cmd.args(["--color", color, "--listen", "127.0.0.1:0"]).args(extra);
+        cmd.args(["--color", color, "--listen", "127.0.0.1:0"])
+            .args(extra);
         let (proc, stdout) = Proc::spawn(&format!("demo-app-{color}"), cmd, dir.path());
         let addr = read_ready_line("demo-app", stdout, "listening on ")
             .parse()
@@ -290,14 +291,18 @@ impl Meshd {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
         });
-        let admin: SocketAddr = eventually("meshd to write its admin address", READY_TIMEOUT, || {
-            if let Some(code) = proc.wait_exit(Duration::from_millis(1)) {
-                panic!("meshd exited with {code} before it was ready:\n{}", proc.stderr());
-            }
-            std::fs::read_to_string(&addr_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-        });
+        let admin: SocketAddr =
+            eventually("meshd to write its admin address", READY_TIMEOUT, || {
+                if let Some(code) = proc.wait_exit(Duration::from_millis(1)) {
+                    panic!(
+                        "meshd exited with {code} before it was ready:\n{}",
+                        proc.stderr()
+                    );
+                }
+                std::fs::read_to_string(&addr_file)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            });
         let m = Meshd {
             proc,
             admin,

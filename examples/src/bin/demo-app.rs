@@ -107,8 +107,10 @@ async fn handle(
             c.connections_max.load(Ordering::SeqCst),
         );
         let mut resp = Response::new(full(body));
-        resp.headers_mut()
-            .insert(http::header::CONTENT_TYPE, "application/json".parse().expect("static"));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            "application/json".parse().expect("static"),
+        );
         return Ok(resp);
     }
     let _active = Active::enter(&counters.requests_active, &counters.requests_max);
@@ -125,7 +127,7 @@ async fn handle(
         .and_then(|v| v.parse::<u16>().ok())
         .and_then(|c| StatusCode::from_u16(c).ok())
         .unwrap_or(StatusCode::OK);
-    if args.fail_every > 0 && n % args.fail_every == 0 {
+    if args.fail_every > 0 && n.is_multiple_of(args.fail_every) {
         status = StatusCode::from_u16(args.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     }
     let body = if query_param(&query, "echo").is_some() {
@@ -139,7 +141,9 @@ async fn handle(
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         "x-demo-color",
-        args.color.parse().unwrap_or_else(|_| "invalid".parse().expect("static")),
+        args.color
+            .parse()
+            .unwrap_or_else(|_| "invalid".parse().expect("static")),
     );
     Ok(resp)
 }
