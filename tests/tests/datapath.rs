@@ -372,3 +372,74 @@ fn proxied_requests_carry_envoy_headers_and_bodies_stream_both_ways() {
     assert!(log.contains("\"abc\""), "{log}");
     assert!(log.contains("\" 404 NR 0 0 "), "{log}");
 }
+
+#[test]
+fn egress_listener_routes_declared_backends_by_host_and_refuses_others_with_nr() {
+    let app = DemoApp::start("green", &[]);
+    let (dir, config) = walkthrough_config();
+    std::fs::write(
+        config.join("vn-front.json"),
+        r#"{"meshName": "color-mesh", "virtualNodeName": "front",
+            "spec": {"backends": [{"virtualService": {"virtualServiceName": "color-paths"}}],
+                     "logging": {"accessLog": {"file": {"path": "ACCESS"}}}}}"#
+            .replace(
+                "ACCESS",
+                &dir.path().join("front.log").display().to_string(),
+            ),
+    )
+    .expect("write");
+    let a = app.addr.to_string();
+    let m = Meshd::start(
+        &config,
+        &[
+            "--node",
+            "front",
+            "--node",
+            "green",
+            "--node",
+            "red",
+            "--egress",
+            "front=127.0.0.1:0",
+            "--listen",
+            "green=127.0.0.1:0",
+            "--listen",
+            "red=127.0.0.1:0",
+            "--app",
+            &format!("green={a}"),
+            "--app",
+            &format!("red={a}"),
+        ],
+    );
+    let egress = m.listener("front-egress");
+    let ok = http(
+        "GET",
+        &format!("http://{egress}/paths/green"),
+        &[("host", "color-paths")],
+        None,
+    );
+    assert_eq!((ok.status, ok.body.as_str()), (200, "green\n"));
+    let with_port = http(
+        "GET",
+        &format!("http://{egress}/paths/red"),
+        &[("host", "color-paths:8080")],
+        None,
+    );
+    assert_eq!(with_port.status, 200);
+    let undeclared = http(
+        "GET",
+        &format!("http://{egress}/"),
+        &[("host", "elsewhere")],
+        None,
+    );
+    assert_eq!(undeclared.status, 404);
+    assert_eq!(
+        m.stat("cluster.cds_egress_color-mesh_green_http_8080.upstream_rq_200"),
+        1
+    );
+    let log = eventually("3 egress log lines", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.path().join("front.log"))
+            .ok()
+            .filter(|l| l.lines().count() >= 3)
+    });
+    assert!(log.contains("\" 404 NR "), "{log}");
+}
