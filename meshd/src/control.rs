@@ -42,8 +42,6 @@ use store::StoreError;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 << 20;
-/// Quiet time before hand-written files get their metadata.
-const STAMP_DEBOUNCE: Duration = Duration::from_millis(300);
 
 struct Ctx {
     daemon: Arc<Daemon>,
@@ -76,8 +74,6 @@ pub async fn start(daemon: Arc<Daemon>, args: &Args) -> std::io::Result<()> {
 
     store::remove_stale_temp_files(&daemon.config_dir);
     stamp(&daemon, true).await;
-    spawn_stamp_watch(daemon.clone())
-        .map_err(|e| std::io::Error::other(format!("cannot watch the config directory: {e}")))?;
 
     tracing::info!(socket = %args.socket.display(), mode = format!("{:o}", args.socket_mode), gid = group, "control API ready");
     let ctx = Arc::new(Ctx { daemon, policy });
@@ -151,9 +147,10 @@ fn resolve_group(name: &str) -> std::io::Result<u32> {
 }
 
 /// Gives every hand-written resource its metadata (written back atomically). At startup the
-/// result is applied at once; later the watcher sees the write and applies it. A pass over
+/// result is applied at once; later the config watcher ([`crate::watch`]) calls this before
+/// each reload. A pass over
 /// complete files writes nothing, so the write-triggered pass is a no-op.
-async fn stamp(daemon: &Daemon, reload: bool) {
+pub(crate) async fn stamp(daemon: &Daemon, reload: bool) {
     let _lock = daemon.config_lock.lock().await;
     let changes = store::plan_stamp(&daemon.config_dir);
     if changes.is_empty() {
@@ -176,38 +173,6 @@ async fn stamp(daemon: &Daemon, reload: bool) {
             store::rollback(&changes);
         }
     }
-}
-
-fn spawn_stamp_watch(daemon: Arc<Daemon>) -> notify::Result<()> {
-    use notify::Watcher;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if let Ok(ev) = ev {
-            let relevant = ev.paths.iter().any(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(mesh_core::model::is_resource_file_name)
-            });
-            if relevant && !ev.kind.is_access() {
-                let _ = tx.send(());
-            }
-        }
-    })?;
-    watcher.watch(&daemon.config_dir, notify::RecursiveMode::NonRecursive)?;
-    tokio::spawn(async move {
-        let _watcher = watcher;
-        while rx.recv().await.is_some() {
-            loop {
-                match tokio::time::timeout(STAMP_DEBOUNCE, rx.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
-            stamp(&daemon, false).await;
-        }
-    });
-    Ok(())
 }
 
 // === requests ===
@@ -353,7 +318,7 @@ fn entry_json(file: &Path, r: &Resource) -> Value {
 }
 
 async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<String>) -> Reply {
-    let set = match store::load_unvalidated(&ctx.daemon.config_dir) {
+    let set = match crate::load_unvalidated(&ctx.daemon.config_dir) {
         Ok(s) => s,
         Err(errors) => return dir_error(errors),
     };
@@ -371,7 +336,7 @@ async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<
 }
 
 async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Reply {
-    let set = match store::load_unvalidated(&ctx.daemon.config_dir) {
+    let set = match crate::load_unvalidated(&ctx.daemon.config_dir) {
         Ok(s) => s,
         Err(errors) => return dir_error(errors),
     };
@@ -437,7 +402,7 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
     }
     let daemon = &ctx.daemon;
     let _lock = daemon.config_lock.lock().await;
-    let current = match store::load_unvalidated(&daemon.config_dir) {
+    let current = match crate::load_unvalidated(&daemon.config_dir) {
         Ok(s) => s,
         Err(errors) => return dir_error(errors),
     };
@@ -506,7 +471,7 @@ async fn delete(
 ) -> Reply {
     let daemon = &ctx.daemon;
     let _lock = daemon.config_lock.lock().await;
-    let set = match store::load_unvalidated(&daemon.config_dir) {
+    let set = match crate::load_unvalidated(&daemon.config_dir) {
         Ok(s) => s,
         Err(errors) => return dir_error(errors),
     };

@@ -51,9 +51,10 @@ fn init_tracing(filter: &str) {
     }
 }
 
-/// Reads and validates the config directory. A directory without resource files is an empty
-/// mesh (meshd then serves nothing until resources arrive).
-pub fn load(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
+/// Every resource of the directory with its file, each checked on its own but not against the
+/// others (so that an apply can repair a broken reference). A directory without resource files
+/// is an empty mesh (meshd then serves nothing until resources arrive).
+pub fn load_unvalidated(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
     let has_files = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
@@ -61,9 +62,20 @@ pub fn load(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
         })
         .unwrap_or(false);
     if has_files {
-        MeshSet::load_dir_validated(dir)
+        MeshSet::load_dir(dir)
     } else {
         MeshSet::from_resources(Vec::new())
+    }
+}
+
+/// Reads and validates the config directory: [`load_unvalidated`], then whole-mesh validation.
+pub fn load(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
+    let set = load_unvalidated(dir)?;
+    let errors = set.validate();
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
     }
 }
 

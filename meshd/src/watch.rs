@@ -16,6 +16,8 @@ pub struct Watch {
 
 /// Reads, validates, compiles and applies the directory once; logs and counts the outcome.
 pub async fn reload(daemon: &Daemon) -> bool {
+    // Hand-written files get their metadata first (a no-op when every file has it).
+    crate::control::stamp(daemon, false).await;
     let _lock = daemon.config_lock.lock().await;
     match daemon.reload_locked().await {
         Ok(set) => {

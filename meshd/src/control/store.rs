@@ -15,8 +15,8 @@ pub use super::files::{
 };
 
 use mesh_core::model::{
-    is_resource_file_name, ConfigError, Kind, MeshSet, Resource, ResourceKey, ResourceMetadata,
-    ResourceStatus, StatusCode, Timestamp,
+    ConfigError, Kind, MeshSet, Resource, ResourceKey, ResourceMetadata, ResourceStatus,
+    StatusCode, Timestamp,
 };
 
 /// The account shown as `meshOwner` and `resourceOwner` and used in ARNs.
@@ -206,29 +206,12 @@ fn read_file(file: &Path, bytes: &[u8]) -> (Vec<Resource>, BTreeSet<ResourceKey>
     (resources, flat)
 }
 
-/// Every resource of the directory with its file, parsed and checked one by one but not
-/// against each other (so that an apply can repair a broken reference). No resource file at all
-/// is an empty set.
-pub fn load_unvalidated(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
-    let has_files = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .any(|e| e.file_name().to_str().is_some_and(is_resource_file_name))
-        })
-        .unwrap_or(false);
-    if has_files {
-        MeshSet::load_dir(dir)
-    } else {
-        MeshSet::from_resources(Vec::new())
-    }
-}
-
 /// The changes that give every resource file complete metadata (hand-written files get it on
 /// first load), each file keeping its shape. Files already complete are left alone, so a second
 /// pass plans nothing. Nothing is planned while the directory is invalid (someone may be in the
 /// middle of editing it). `old` is exactly the bytes the plan was made from.
 pub fn plan_stamp(dir: &Path) -> Vec<FileChange> {
-    let Ok(set) = load_unvalidated(dir) else {
+    let Ok(set) = crate::load_unvalidated(dir) else {
         return Vec::new();
     };
     if !set.validate().is_empty() {
