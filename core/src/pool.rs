@@ -100,6 +100,8 @@ pub enum CheckoutError {
 pub struct ClusterInfo {
     /// The cluster's name (`cds_ingress_…`, `cds_egress_…`).
     pub name: String,
+    /// The same name, shared (access-log records hold it without copying).
+    pub shared_name: Arc<str>,
     /// The breakers of the default priority (the one routes use).
     pub breakers: Breakers,
     /// The breakers of the high priority (shown in stats; no route uses it yet).
@@ -114,6 +116,7 @@ pub struct ClusterInfo {
 impl ClusterInfo {
     fn new(name: String, thresholds: Thresholds) -> Self {
         ClusterInfo {
+            shared_name: Arc::from(name.as_str()),
             name,
             breakers: Breakers::new(thresholds),
             high: Breakers::new(thresholds),

@@ -184,7 +184,7 @@ pub async fn handle(
         done.record.details = "cluster_not_found";
         return Ok(local_reply(StatusCode::SERVICE_UNAVAILABLE, "", &[], done));
     };
-    done.record.upstream_cluster = Some(Arc::from(cluster.info().name.as_str()));
+    done.record.upstream_cluster = Some(cluster.info().shared_name.clone());
     if let Some(p) = &action.path {
         let pq = match parts.uri.query() {
             Some(q) => format!("{p}?{q}"),
@@ -322,7 +322,7 @@ fn refuse(e: CheckoutError, cluster: &ClusterInfo, mut done: Completion) -> Resp
     cluster.codes.record(503);
     cluster.counters.upstream_rq_completed.inc();
     if done.record.upstream_cluster.is_none() {
-        done.record.upstream_cluster = Some(Arc::from(cluster.name.as_str()));
+        done.record.upstream_cluster = Some(cluster.shared_name.clone());
     }
     match e {
         CheckoutError::Overflow(limit) => {

@@ -443,3 +443,73 @@ fn egress_listener_routes_declared_backends_by_host_and_refuses_others_with_nr()
     });
     assert!(log.contains("\" 404 NR "), "{log}");
 }
+
+#[test]
+fn admin_endpoints_prometheus_config_dump_and_reset() {
+    let w = Walkthrough::start();
+    assert_eq!(http_get(&w.gateway("/paths/green")).status, 200);
+
+    // Prometheus exposition: every series follows a `# TYPE` line of its metric, names and
+    // labels are well formed, values are integers.
+    let prom = http_get(&w.meshd.url("/stats/prometheus")).body;
+    let series = regex::Regex::new(
+        r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*",?)*\})? [0-9]+$"#,
+    )
+    .expect("regex");
+    let mut typed = std::collections::HashSet::new();
+    for line in prom.lines().filter(|l| !l.is_empty()) {
+        if let Some(t) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = t.split_once(' ').expect("name and type");
+            assert!(kind == "counter" || kind == "gauge", "{line}");
+            assert!(typed.insert(name.to_owned()), "one TYPE per metric: {line}");
+            continue;
+        }
+        let caps = series
+            .captures(line)
+            .unwrap_or_else(|| panic!("bad series: {line}"));
+        assert!(typed.contains(&caps[1]), "series before its TYPE: {line}");
+    }
+    assert!(prom.contains(&format!(
+        "envoy_cluster_upstream_rq{{envoy_response_code=\"200\",envoy_cluster_name=\"{GREEN_CLUSTER}\"}} 1"
+    )), "{prom}");
+
+    let clusters: serde_json::Value =
+        serde_json::from_str(&http_get(&w.meshd.url("/clusters?format=json")).body).expect("json");
+    let green = clusters["cluster_statuses"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .find(|c| c["name"] == GREEN_CLUSTER)
+        .expect("green cluster");
+    assert_eq!(
+        green["circuit_breakers"]["thresholds"][0]["max_connections"],
+        10
+    );
+    assert_eq!(
+        green["host_statuses"][0]["address"]["socket_address"]["port_value"],
+        w.app.addr.port()
+    );
+
+    let dump: serde_json::Value =
+        serde_json::from_str(&http_get(&w.meshd.url("/config_dump")).body).expect("json");
+    assert_eq!(dump["resources"].as_array().map(Vec::len), Some(10));
+
+    let filtered = http_get(
+        &w.meshd
+            .url("/stats?filter=green_http_8080%5C.upstream_rq_total"),
+    )
+    .body;
+    assert_eq!(filtered.lines().count(), 2, "{filtered}");
+
+    assert_eq!(http_get(&w.meshd.url("/reset_counters")).status, 405);
+    assert_eq!(
+        http("POST", &w.meshd.url("/reset_counters"), &[], None).status,
+        200
+    );
+    assert_eq!(w.stat(GREEN_CLUSTER, "upstream_rq_total"), 0);
+    assert_eq!(
+        w.stat(GREEN_CLUSTER, "upstream_cx_active"),
+        1,
+        "gauges are not reset"
+    );
+}
