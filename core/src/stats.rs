@@ -76,6 +76,20 @@ impl Gauge {
     }
 }
 
+/// A Prometheus metric name made from a stat name: `[A-Za-z0-9_]` kept, everything else `_`
+/// (Envoy's rule). meshd renders with it and meshstat maps names back with it.
+pub fn prometheus_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Something that can list its stats. `emit` is called once per stat with its full name.
 pub trait Visit {
     /// Calls `emit(name, type, value)` for every stat, names prefixed with `prefix`.

@@ -287,7 +287,7 @@ pub fn prometheus(stats: &[Stat]) -> String {
     use std::collections::BTreeMap;
     let mut groups: BTreeMap<(u8, String), Vec<String>> = BTreeMap::new();
     for s in stats {
-        let metric = format!("envoy_{}", sanitize_metric(&s.tag_free));
+        let metric = format!("envoy_{}", mesh_core::stats::prometheus_name(&s.tag_free));
         let order = u8::from(s.kind == StatType::Gauge);
         let labels: Vec<String> = s
             .tags
@@ -315,14 +315,18 @@ pub fn prometheus(stats: &[Stat]) -> String {
     out
 }
 
-fn sanitize_metric(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
+/// Live occupancy of each limit: `{"max_connections": {"active", "limit", "open", "refused",
+/// "peak"}, …}`, as `/clusters?format=json` and `meshctl describe` show it.
+pub fn occupancy_json(b: &Breakers) -> serde_json::Map<String, Value> {
+    Limit::ALL
+        .iter()
+        .map(|l| {
+            let r = b.get(*l);
+            (
+                l.threshold_name().to_owned(),
+                json!({"active": r.current(), "limit": r.max(), "open": r.open() == 1,
+                       "refused": r.refused(), "peak": r.peak()}),
+            )
         })
         .collect()
 }
@@ -444,17 +448,7 @@ pub fn clusters_json(view: &View) -> String {
                     .collect()
             };
             let b = &info.breakers;
-            let occupancy: serde_json::Map<String, Value> = Limit::ALL
-                .iter()
-                .map(|l| {
-                    let r = b.get(*l);
-                    (
-                        l.threshold_name().to_owned(),
-                        json!({"active": r.current(), "limit": r.max(), "open": r.open() == 1,
-                               "refused": r.refused(), "peak": r.peak()}),
-                    )
-                })
-                .collect();
+            let occupancy = occupancy_json(b);
             json!({
                 "name": info.name,
                 "observability_name": info.name,

@@ -124,18 +124,8 @@ impl Admin {
     }
 }
 
-/// `[A-Za-z0-9_]` kept, everything else `_`: how Prometheus names are made from stat names.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+/// How Prometheus names are made from stat names (meshd's own rule).
+pub use mesh_core::stats::prometheus_name as sanitize;
 
 /// The type of every series in a Prometheus exposition, keyed by the sanitized full stat name
 /// rebuilt from the metric and Envoy's extracted tags (cluster name, connection-manager prefix,

@@ -1,7 +1,6 @@
 //! The live state `describe` adds for a node or gateway this meshd serves: its listeners, and
 //! per cluster the breaker occupancy and the hosts (the data of `/clusters?format=json`).
 
-use mesh_core::breaker::Limit;
 use serde_json::{json, Value};
 
 use crate::render::routing_clusters;
@@ -46,17 +45,7 @@ pub fn node_state(view: &View, mesh: &str, node: &str) -> Option<Value> {
 
 fn cluster_state(c: &AnyCluster) -> Value {
     let info = c.info();
-    let limits: serde_json::Map<String, Value> = Limit::ALL
-        .iter()
-        .map(|l| {
-            let r = info.breakers.get(*l);
-            (
-                l.threshold_name().to_owned(),
-                json!({"active": r.current(), "limit": r.max(), "open": r.open() == 1,
-                       "refused": r.refused(), "peak": r.peak()}),
-            )
-        })
-        .collect();
+    let limits = crate::render::occupancy_json(&info.breakers);
     let hosts: Vec<Value> = if matches!(c, AnyCluster::Slots(_)) {
         Vec::new()
     } else {
