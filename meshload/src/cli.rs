@@ -44,6 +44,7 @@ const BOOL_FLAGS: &[&str] = &[
     "nocatchup",
     "allow-initial-errors",
     "h2",
+    "stdclient",
     "http1.0",
     "quiet",
 ];
@@ -158,9 +159,13 @@ pub struct Flags {
     /// Do not abort when a warm-up request fails
     #[arg(long = "allow-initial-errors", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub allow_initial_errors: String,
-    /// Speak HTTP/2 (h2c, prior knowledge)
+    /// Speak HTTP/2 (h2c, prior knowledge); implies -stdclient
     #[arg(long = "h2", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub h2: String,
+    /// Use the hyper client (HTTP/1.1 or, with -h2, HTTP/2) instead of the fast raw HTTP/1.x one:
+    /// slower; response sizes are then bodies only, as with fortio's std client
+    #[arg(long = "stdclient", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub stdclient: String,
     /// Send HTTP/1.0 requests
     #[arg(long = "http1.0", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub http10: String,

@@ -1,24 +1,19 @@
-//! One HTTP connection and one exchange on it, with hyper's low-level client
-//! (`hyper::client::conn::http1`, or `http2` for `-h2`).
-//!
-//! The connection future is driven inside the caller's task (see [`drive`]) instead of being
-//! spawned, so each load connection is exactly one tokio task. The request is built once into a
-//! [`Template`]; each call clones it (reference-counted body and URI).
+//! One load connection's client: the request prepared once ([`Template`]), a lazily opened
+//! connection of the fast HTTP/1.x client ([`crate::fast`], the default) or of hyper
+//! ([`crate::stdclient`], `-stdclient` and `-h2`), fortio's retry of a reused connection that died,
+//! and the timeout on every call.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_TYPE, HOST, USER_AGENT};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use http_body_util::Full;
 
 use crate::config::Config;
+use crate::{fast, stdclient};
 
 /// fortio's status for a transport error (connect refused, reset, timeout).
 pub const SOCKET_ERROR: i32 = -1;
@@ -31,6 +26,46 @@ pub struct Template {
     version: Version,
     headers: HeaderMap,
     body: Bytes,
+    /// The method is HEAD: responses have no body.
+    head: bool,
+    /// The whole HTTP/1.x request as the fast client writes it: head and body.
+    wire: Bytes,
+}
+
+/// The request line, headers (in `headers`' order, then Content-Length) and body, as bytes.
+fn serialize(
+    method: &Method,
+    target: &str,
+    version: Version,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Bytes {
+    let mut w = BytesMut::with_capacity(256 + body.len());
+    w.put_slice(method.as_str().as_bytes());
+    w.put_u8(b' ');
+    w.put_slice(target.as_bytes());
+    w.put_slice(if version == Version::HTTP_10 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    for (k, v) in headers {
+        w.put_slice(k.as_str().as_bytes());
+        w.put_slice(b": ");
+        w.put_slice(v.as_bytes());
+        w.put_slice(b"\r\n");
+    }
+    // As hyper: a length for any body, and for methods whose requests carry one.
+    let wants_length =
+        !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if wants_length && !headers.contains_key(CONTENT_LENGTH) {
+        w.put_slice(b"content-length: ");
+        w.put_slice(body.len().to_string().as_bytes());
+        w.put_slice(b"\r\n");
+    }
+    w.put_slice(b"\r\n");
+    w.put_slice(body);
+    w.freeze()
 }
 
 impl Template {
@@ -80,22 +115,31 @@ impl Template {
                 headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
             }
         }
+        let version = if cfg.h2 {
+            Version::HTTP_2
+        } else if cfg.http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let wire = serialize(&cfg.method, &path, version, &headers, &cfg.payload);
         Template {
+            head: cfg.method == Method::HEAD,
             method: cfg.method.clone(),
             uri,
-            version: if cfg.h2 {
-                Version::HTTP_2
-            } else if cfg.http10 {
-                Version::HTTP_10
-            } else {
-                Version::HTTP_11
-            },
+            version,
             headers,
             body: cfg.payload.clone(),
+            wire,
         }
     }
 
-    /// A fresh request (cheap clones of prepared parts).
+    /// The request's bytes for the fast client.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    /// A fresh request for hyper (cheap clones of prepared parts).
     #[inline]
     pub fn request(&self) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(self.body.clone()));
@@ -107,19 +151,19 @@ impl Template {
     }
 }
 
-enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+/// An open connection of either client.
+enum Conn {
+    Fast(fast::Conn),
+    Std(stdclient::Conn),
 }
 
-type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// An open connection: the request sender and the connection future that performs the I/O.
-pub struct Conn {
-    sender: Sender,
-    driver: Option<Driver>,
-    /// Exchanges completed on this connection.
-    pub used: u64,
+impl Conn {
+    fn reusable(&self) -> bool {
+        match self {
+            Conn::Fast(c) => c.reusable(),
+            Conn::Std(c) => c.reusable(),
+        }
+    }
 }
 
 /// What one exchange produced.
@@ -127,7 +171,8 @@ pub struct Conn {
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Size of the response head (status line, headers, blank line), as fortio's fast client.
+    /// Size of the response head as received (status line, headers, blank line); 0 with the std
+    /// client, as fortio's.
     pub header_size: u64,
     /// Body bytes.
     pub body_size: u64,
@@ -141,124 +186,8 @@ pub struct Reply {
 pub enum Failure {
     /// The request never got a response head.
     BeforeResponse,
-    /// The response head came but the body failed.
+    /// The response head came but the body failed, or the response was not valid HTTP.
     InBody,
-}
-
-/// Opens a TCP connection (no delay) and performs the HTTP handshake.
-pub async fn connect(addr: SocketAddr, h2: bool) -> std::io::Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let io = TokioIo::new(stream);
-    let (sender, driver): (Sender, Driver) = if h2 {
-        let (s, c) = http2::Builder::new(TokioExecutor::new())
-            .handshake(io)
-            .await
-            .map_err(std::io::Error::other)?;
-        (
-            Sender::H2(s),
-            Box::pin(async move {
-                let _ = c.await;
-            }),
-        )
-    } else {
-        let (s, c) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(std::io::Error::other)?;
-        (
-            Sender::H1(s),
-            Box::pin(async move {
-                let _ = c.await;
-            }),
-        )
-    };
-    Ok(Conn {
-        sender,
-        driver: Some(driver),
-        used: 0,
-    })
-}
-
-/// Polls `fut` together with the connection's I/O future until `fut` completes. When the
-/// connection ends first, `fut` is polled alone: it then resolves or fails promptly.
-async fn drive<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    if let Some(d) = driver.as_mut() {
-        tokio::select! {
-            biased;
-            out = &mut fut => return out,
-            _ = d.as_mut() => {}
-        }
-        *driver = None;
-    }
-    fut.await
-}
-
-/// Size of an HTTP/1.x response head as it was on the wire (hyper does not expose the raw bytes;
-/// this recomputes it: status line, `name: value\r\n` per header, final `\r\n`).
-fn head_size<B>(resp: &http::Response<B>) -> u64 {
-    let reason = resp.status().canonical_reason().unwrap_or("").len();
-    let mut n = "HTTP/1.1 200 ".len() + reason + 2 + 2;
-    for (k, v) in resp.headers() {
-        n += k.as_str().len() + 2 + v.len() + 2;
-    }
-    n as u64
-}
-
-impl Conn {
-    /// Whether the connection may carry another request.
-    pub fn reusable(&self) -> bool {
-        self.driver.is_some()
-            && match &self.sender {
-                Sender::H1(s) => !s.is_closed(),
-                Sender::H2(s) => !s.is_closed(),
-            }
-    }
-
-    /// Sends `req` and reads the whole response, counting bytes.
-    pub async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, Failure> {
-        let Conn { sender, driver, .. } = self;
-        let h2 = matches!(sender, Sender::H2(_));
-        let result = drive(driver, async move {
-            let resp = match sender {
-                Sender::H1(s) => {
-                    s.ready().await.map_err(|_| Failure::BeforeResponse)?;
-                    s.send_request(req).await
-                }
-                Sender::H2(s) => {
-                    s.ready().await.map_err(|_| Failure::BeforeResponse)?;
-                    s.send_request(req).await
-                }
-            }
-            .map_err(|_| Failure::BeforeResponse)?;
-            let status = resp.status().as_u16();
-            let header_size = if h2 { 0 } else { head_size(&resp) };
-            let close = resp
-                .headers()
-                .get(CONNECTION)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-            let mut body = resp.into_body();
-            let mut body_size = 0u64;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|_| Failure::InBody)?;
-                if let Some(d) = frame.data_ref() {
-                    body_size += d.len() as u64;
-                }
-            }
-            Ok(Reply {
-                status,
-                header_size,
-                body_size,
-                close,
-            })
-        })
-        .await;
-        if result.is_ok() {
-            self.used += 1;
-        }
-        result
-    }
 }
 
 /// A connection slot: connects lazily, retries once when a reused connection died before
@@ -267,9 +196,12 @@ impl Conn {
 pub struct Client {
     addr: SocketAddr,
     h2: bool,
+    stdclient: bool,
     keepalive: bool,
     timeout: Duration,
     conn: Option<Conn>,
+    /// Exchanges completed on the current connection.
+    used: u64,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Successful connects (fortio's socket count).
     pub sockets: u64,
@@ -284,9 +216,11 @@ impl Client {
         Client {
             addr,
             h2: cfg.h2,
+            stdclient: cfg.stdclient,
             keepalive: cfg.keepalive,
             timeout: cfg.timeout,
             conn: None,
+            used: 0,
             timer: None,
             sockets: 0,
         }
@@ -344,15 +278,29 @@ impl Client {
                 Some(c) => c,
                 None => {
                     let t0 = Instant::now();
-                    let c = connect(self.addr, self.h2).await.map_err(|_| ())?;
+                    let c = if self.stdclient {
+                        Conn::Std(
+                            stdclient::connect(self.addr, self.h2)
+                                .await
+                                .map_err(|_| ())?,
+                        )
+                    } else {
+                        Conn::Fast(fast::connect(self.addr).await.map_err(|_| ())?)
+                    };
                     on_connect.record(t0.elapsed().as_secs_f64());
                     self.sockets += 1;
+                    self.used = 0;
                     self.conn.insert(c)
                 }
             };
-            let reused = conn.used > 0;
-            match conn.exchange(template.request()).await {
+            let reused = self.used > 0;
+            let result = match conn {
+                Conn::Fast(c) => c.exchange(template.wire(), template.head).await,
+                Conn::Std(c) => c.exchange(template.request()).await,
+            };
+            match result {
                 Ok(reply) => {
+                    self.used += 1;
                     if reply.close || !self.keepalive || !conn.reusable() {
                         self.conn = None;
                     }

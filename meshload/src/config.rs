@@ -104,6 +104,8 @@ pub struct Config {
     pub runid: i64,
     /// `-h2`.
     pub h2: bool,
+    /// `-stdclient` (or implied by `-h2`): hyper instead of the fast HTTP/1.x client.
+    pub stdclient: bool,
     /// `-http1.0`.
     pub http10: bool,
     /// `-plot`.
@@ -401,6 +403,7 @@ impl Config {
             loglevel: level,
             runid: int("runid", &f.runid)?,
             h2,
+            stdclient: h2 || go_bool("stdclient", &f.stdclient)?,
             http10,
             plot: (!f.plot.is_empty()).then(|| f.plot.clone()),
             output,

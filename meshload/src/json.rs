@@ -353,7 +353,7 @@ pub fn fortio_result(r: &RunResult) -> String {
         ("URL", s(&cfg.url)),
         ("NumConnections", J::Int(1)),
         ("Compression", J::Bool(false)),
-        ("DisableFastClient", J::Bool(cfg.h2)),
+        ("DisableFastClient", J::Bool(cfg.stdclient)),
         ("HTTP10", J::Bool(cfg.http10)),
         ("H2", J::Bool(cfg.h2)),
         ("DisableKeepAlive", J::Bool(!cfg.keepalive)),

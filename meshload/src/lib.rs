@@ -6,7 +6,8 @@
 //!
 //! How it works: [`cli`] turns Go-style flags into clap's form, [`config`] validates them,
 //! [`plan`] splits the work across connections as fortio does, [`run`] starts one tokio task per
-//! connection ([`worker`], using [`client`] on hyper's low-level HTTP/1 or HTTP/2 connection),
+//! connection ([`worker`], using [`client`]: fortio's fast raw HTTP/1.x client in [`fast`], or
+//! hyper's HTTP/1.1 or HTTP/2 connection in [`stdclient`] for `-stdclient` and `-h2`),
 //! each with its own statistics ([`stats`], [`latency`]) merged at the end, then [`report`],
 //! [`json`], [`summary`] and [`plot`] write the results.
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod fast;
 pub mod gofmt;
 pub mod json;
 pub mod lanes;
@@ -25,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod stdclient;
 pub mod summary;
 pub mod worker;
 

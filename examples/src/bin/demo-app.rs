@@ -1,6 +1,7 @@
 //! demo-app: the upstream every example and test uses.
 //!
-//! Serves its color on every path, `/ping` for health checks, and on request sleeps and/or answers
+//! Speaks HTTP/1.x, and HTTP/2 without TLS (h2c, prior knowledge) on the same port. Serves its
+//! color on every path, `/ping` for health checks, and on request sleeps and/or answers
 //! a given status. It prints `listening on IP:PORT` as its first stdout line once bound, so callers
 //! can bind port 0 and read the address back. `/_demo/stats` reports the peak concurrency it saw,
 //! which lets tests check a proxy's limits from the upstream's side.
@@ -18,10 +19,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-/// A tiny HTTP/1.1 app that serves its color.
+/// A tiny HTTP/1.1 (and h2c) app that serves its color.
 #[derive(Parser, Debug)]
 #[command(
     name = "demo-app",
@@ -49,6 +51,7 @@ struct Args {
 #[derive(Default)]
 struct Counters {
     requests_total: AtomicU64,
+    requests_http2: AtomicU64,
     requests_active: AtomicU64,
     requests_max: AtomicU64,
     connections_total: AtomicU64,
@@ -98,8 +101,9 @@ async fn handle(
     if path == "/_demo/stats" {
         let c = &counters;
         let body = format!(
-            "{{\"requests_total\":{},\"requests_active\":{},\"requests_max\":{},\"connections_total\":{},\"connections_active\":{},\"connections_max\":{}}}\n",
+            "{{\"requests_total\":{},\"requests_http2\":{},\"requests_active\":{},\"requests_max\":{},\"connections_total\":{},\"connections_active\":{},\"connections_max\":{}}}\n",
             c.requests_total.load(Ordering::SeqCst),
+            c.requests_http2.load(Ordering::SeqCst),
             c.requests_active.load(Ordering::SeqCst),
             c.requests_max.load(Ordering::SeqCst),
             c.connections_total.load(Ordering::SeqCst),
@@ -115,6 +119,9 @@ async fn handle(
     }
     let _active = Active::enter(&counters.requests_active, &counters.requests_max);
     let n = counters.requests_total.fetch_add(1, Ordering::SeqCst) + 1;
+    if req.version() == http::Version::HTTP_2 {
+        counters.requests_http2.fetch_add(1, Ordering::SeqCst);
+    }
     let query = req.uri().query().unwrap_or("").to_owned();
     let sleep = query_param(&query, "sleep")
         .and_then(|v| v.parse::<u64>().ok())
@@ -178,10 +185,10 @@ async fn main() -> anyhow::Result<()> {
             conns.connections_total.fetch_add(1, Ordering::SeqCst);
             let _conn = Active::enter(&conns.connections_active, &conns.connections_max);
             let svc = service_fn(move |req| handle(args.clone(), counters.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            // HTTP/1.x, or h2c when the client opens with HTTP/2's preface (prior knowledge).
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new());
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }

@@ -1,0 +1,364 @@
+//! fortio's "fast client": HTTP/1.x on a raw socket, the request written as bytes prepared once,
+//! the response read into one reused buffer per connection.
+//!
+//! Parsing is httparse's (the parser inside hyper): the response head, chunk-size lines and
+//! trailers. What is left here is message framing (RFC 9112 §6.3: no body for HEAD, 1xx, 204 and
+//! 304; chunked; Content-Length; otherwise until close) and counting bytes. Body bytes are read
+//! into the same buffer and discarded, so a call allocates nothing however large the response.
+//!
+//! One exchange at a time per connection (no pipelining), as fortio and wrk without scripts.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::{Failure, Reply};
+
+/// Initial read buffer per connection (fortio's `-httpbufferkb` is 128 KiB; bodies are streamed
+/// through this buffer, so only a response head must fit).
+const INITIAL_BUF: usize = 16 * 1024;
+/// Largest response head (or chunk-size line, or trailer block) accepted: Envoy's default
+/// header limit.
+const MAX_HEAD: usize = 64 * 1024;
+/// Response headers parsed per head; more is a protocol error.
+const MAX_HEADERS: usize = 128;
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// What a parsed response head says.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    len: usize,
+    status: u16,
+    framing: Framing,
+    close: bool,
+}
+
+/// One HTTP/1.x connection.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Set once the peer closed or a response said the connection ends.
+    closed: bool,
+}
+
+/// Opens a TCP connection with TCP_NODELAY.
+pub async fn connect(addr: SocketAddr) -> io::Result<Conn> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(Conn {
+        stream,
+        buf: vec![0; INITIAL_BUF],
+        start: 0,
+        end: 0,
+        closed: false,
+    })
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Framing and persistence from a parsed head (`head_request`: the request was HEAD).
+fn framing(resp: &httparse::Response<'_, '_>, head_request: bool) -> Result<(Framing, bool), ()> {
+    let status = resp.code.unwrap_or(0);
+    let http10 = resp.version == Some(0);
+    let mut length: Option<u64> = None;
+    let mut te: Option<&[u8]> = None;
+    let mut close = false;
+    let mut keep_alive = false;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(())?;
+            if length.is_some_and(|l| l != v) {
+                return Err(());
+            }
+            length = Some(v);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = Some(h.value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close |= has_token(h.value, b"close");
+            keep_alive |= has_token(h.value, b"keep-alive");
+        }
+    }
+    let close = close || (http10 && !keep_alive);
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok((Framing::None, close));
+    }
+    if let Some(te) = te {
+        let last = te.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
+        return Ok(if !http10 && last.eq_ignore_ascii_case(b"chunked") {
+            (Framing::Chunked, close)
+        } else {
+            (Framing::UntilClose, true)
+        });
+    }
+    Ok(match length {
+        Some(n) => (Framing::Length(n), close),
+        None => (Framing::UntilClose, true),
+    })
+}
+
+impl Conn {
+    /// Whether another request may be sent on this connection.
+    pub fn reusable(&self) -> bool {
+        !self.closed
+    }
+
+    /// Reads more bytes after `end`, first making room when the buffer is full: moving the
+    /// unconsumed bytes to the front, or growing the buffer up to [`MAX_HEAD`] when all of it is
+    /// one unparsed head. Returns the number read; 0 is EOF.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < MAX_HEAD {
+                self.buf.resize((self.buf.len() * 2).min(MAX_HEAD), 0);
+            } else {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large"));
+            }
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        if n == 0 {
+            self.closed = true;
+        }
+        Ok(n)
+    }
+
+    /// Reads until a complete response head is buffered and parses it.
+    async fn read_head(&mut self, head_request: bool, got_any: &mut bool) -> Result<Head, Failure> {
+        loop {
+            if self.end > self.start {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut headers);
+                match resp.parse(&self.buf[self.start..self.end]) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        let status = resp.code.unwrap_or(0);
+                        let (framing, close) =
+                            framing(&resp, head_request).map_err(|()| Failure::InBody)?;
+                        return Ok(Head {
+                            len,
+                            status,
+                            framing,
+                            close,
+                        });
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(_) => return Err(Failure::InBody),
+                }
+            }
+            match self.fill().await {
+                Ok(0) | Err(_) if !*got_any => return Err(Failure::BeforeResponse),
+                Ok(0) | Err(_) => return Err(Failure::InBody),
+                Ok(_) => *got_any = true,
+            }
+        }
+    }
+
+    /// Consumes `n` body bytes, reading as needed.
+    async fn skip(&mut self, mut n: u64) -> Result<(), Failure> {
+        loop {
+            let have = (self.end - self.start) as u64;
+            if have >= n {
+                self.start += n as usize;
+                return Ok(());
+            }
+            n -= have;
+            self.start = 0;
+            self.end = 0;
+            match self.fill().await {
+                Ok(0) | Err(_) => return Err(Failure::InBody),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads a chunked body; returns the data bytes (without chunk framing).
+    async fn chunked(&mut self) -> Result<u64, Failure> {
+        let mut total = 0u64;
+        loop {
+            let size = loop {
+                match httparse::parse_chunk_size(&self.buf[self.start..self.end]) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        self.start += used;
+                        break size;
+                    }
+                    Ok(httparse::Status::Partial) => match self.fill().await {
+                        Ok(0) | Err(_) => return Err(Failure::InBody),
+                        Ok(_) => {}
+                    },
+                    Err(_) => return Err(Failure::InBody),
+                }
+            };
+            if size == 0 {
+                break;
+            }
+            self.skip(size).await?;
+            total += size;
+            while self.end - self.start < 2 {
+                match self.fill().await {
+                    Ok(0) | Err(_) => return Err(Failure::InBody),
+                    Ok(_) => {}
+                }
+            }
+            if &self.buf[self.start..self.start + 2] != b"\r\n" {
+                return Err(Failure::InBody);
+            }
+            self.start += 2;
+        }
+        // Trailer section: header lines up to an empty line.
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            match httparse::parse_headers(&self.buf[self.start..self.end], &mut headers) {
+                Ok(httparse::Status::Complete((used, _))) => {
+                    self.start += used;
+                    return Ok(total);
+                }
+                Ok(httparse::Status::Partial) => match self.fill().await {
+                    Ok(0) | Err(_) => return Err(Failure::InBody),
+                    Ok(_) => {}
+                },
+                Err(_) => return Err(Failure::InBody),
+            }
+        }
+    }
+
+    /// Reads until the peer closes; returns the bytes read.
+    async fn until_close(&mut self) -> Result<u64, Failure> {
+        let mut total = (self.end - self.start) as u64;
+        loop {
+            self.start = 0;
+            self.end = 0;
+            match self.fill().await {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n as u64,
+                Err(_) => return Err(Failure::InBody),
+            }
+        }
+    }
+
+    /// Writes `request` (complete bytes) and reads the whole response. `head_request` tells that
+    /// the method was HEAD (no response body whatever the headers say).
+    pub async fn exchange(&mut self, request: &[u8], head_request: bool) -> Result<Reply, Failure> {
+        // Bytes left from an earlier response are not part of this one (no pipelining).
+        self.start = 0;
+        self.end = 0;
+        if self.stream.write_all(request).await.is_err() {
+            self.closed = true;
+            return Err(Failure::BeforeResponse);
+        }
+        let mut got_any = false;
+        let result = self.response(head_request, &mut got_any).await;
+        if result.is_err() {
+            self.closed = true;
+        }
+        result
+    }
+
+    async fn response(&mut self, head_request: bool, got_any: &mut bool) -> Result<Reply, Failure> {
+        let mut header_size = 0u64;
+        let head = loop {
+            let head = self.read_head(head_request, got_any).await?;
+            self.start += head.len;
+            header_size += head.len as u64;
+            // Interim responses (100 Continue, 103 Early Hints) precede the final one; 101
+            // switches protocols, after which this client has nothing more to read.
+            if (100..200).contains(&head.status) && head.status != 101 {
+                continue;
+            }
+            break head;
+        };
+        let body_size = match head.framing {
+            Framing::None => 0,
+            Framing::Length(n) => {
+                self.skip(n).await?;
+                n
+            }
+            Framing::Chunked => self.chunked().await?,
+            Framing::UntilClose => self.until_close().await?,
+        };
+        let close = head.close || head.status == 101 || head.framing == Framing::UntilClose;
+        if close {
+            self.closed = true;
+        }
+        Ok(Reply {
+            status: head.status,
+            header_size,
+            body_size,
+            close,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8], head_request: bool) -> Result<(Framing, bool), ()> {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut headers);
+        assert!(resp.parse(raw).is_ok_and(|s| s.is_complete()));
+        framing(&resp, head_request)
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let r = |s: &str| parse(s.as_bytes(), false);
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
+            Ok((Framing::Length(5), false))
+        );
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n"),
+            Ok((Framing::Chunked, false))
+        );
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\n\r\n"),
+            Ok((Framing::UntilClose, true))
+        );
+        assert_eq!(
+            r("HTTP/1.1 204 No Content\r\ncontent-length: 7\r\n\r\n"),
+            Ok((Framing::None, false))
+        );
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\ncontent-length: 0\r\n\r\n"),
+            Ok((Framing::Length(0), true))
+        );
+        assert_eq!(
+            r("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n"),
+            Ok((Framing::Length(1), true))
+        );
+        assert_eq!(
+            r("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\n"),
+            Ok((Framing::Length(1), false))
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true),
+            Ok((Framing::None, false))
+        );
+        assert!(r("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n").is_err());
+        assert!(r("HTTP/1.1 200 OK\r\ncontent-length: -5\r\n\r\n").is_err());
+    }
+}

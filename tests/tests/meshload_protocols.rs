@@ -1,0 +1,280 @@
+//! meshload's two clients on the wire: the fast HTTP/1.x client (default) against every way an
+//! HTTP/1 response can be framed, and the hyper client (`-stdclient`, `-h2`) against the demo-app
+//! speaking HTTP/1.1 and h2c.
+//!
+//! Where the demo-app cannot produce a response shape (a body delimited by close, interim 100
+//! responses, garbage, a body cut short, a server that drops idle keep-alive connections), a
+//! scripted HTTP server on a loopback socket in this test answers with exact bytes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_tests::{bin, DemoApp};
+use serde_json::Value;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs meshload to completion (bounded by [`RUN_TIMEOUT`]) with `-json -`, returns the parsed
+/// result and stderr; fails the test on a non-zero exit.
+fn run_json(args: &[&str]) -> (Value, String) {
+    // Files, not pipes: the JSON result can outgrow a pipe's buffer while nobody reads it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(bin("meshload"))
+        .args(["-loglevel", "Warning", "-json", "-"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("start meshload");
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait meshload") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("meshload {args:?} did not finish in {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert!(status.success(), "meshload {args:?} failed:\n{stderr}");
+    let stdout = std::fs::read(&out_path).expect("stdout");
+    let v = serde_json::from_slice(&stdout).expect("JSON result on stdout");
+    (v, stderr)
+}
+
+fn code(v: &Value, code: &str) -> u64 {
+    v["RetCodes"][code].as_u64().unwrap_or(0)
+}
+
+/// One response script per connection: after reading each request head, write the next
+/// response; `None` closes the connection instead of answering.
+type Script = &'static [Option<&'static [u8]>];
+
+/// A scripted HTTP/1 server on 127.0.0.1:0. Every accepted connection plays `script` from the
+/// start. The accept thread lives until the test process ends; each connection ends with its
+/// script (or when the client closes).
+fn scripted(script: Script) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || serve(stream, script));
+        }
+    });
+    addr
+}
+
+fn serve(mut stream: TcpStream, script: Script) {
+    let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
+    let mut buf = Vec::new();
+    for step in script {
+        // Read one request head (the tests send no request bodies).
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                buf.drain(..end + 4);
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        match step {
+            Some(bytes) => {
+                if stream.write_all(bytes).is_err() {
+                    return;
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+#[test]
+fn sizes_are_head_plus_body_for_every_framing() {
+    let app = DemoApp::start("green", &[]);
+    // Content-Length, a body far larger than the read buffer.
+    let (v, _) = run_json(&[
+        "-c",
+        "2",
+        "-qps",
+        "0",
+        "-n",
+        "6",
+        &url(app.addr, "/?size=300000"),
+    ]);
+    assert_eq!(code(&v, "200"), 6, "{v}");
+    let head = v["HeaderSizes"]["Min"].as_u64().expect("header size");
+    assert!(head > 20, "head {head}");
+    assert_eq!(v["HeaderSizes"]["Max"], head);
+    assert_eq!(v["Sizes"]["Min"], head + 300_000);
+    assert_eq!(v["Sizes"]["Max"], head + 300_000);
+    assert_eq!(v["SocketCount"], 2);
+
+    // Chunked: the app streams the request body back without a length.
+    let (v, _) = run_json(&[
+        "-c",
+        "1",
+        "-qps",
+        "0",
+        "-n",
+        "4",
+        "-payload-size",
+        "70000",
+        &url(app.addr, "/?echo=1"),
+    ]);
+    assert_eq!(code(&v, "200"), 4, "{v}");
+    let head = v["HeaderSizes"]["Min"].as_u64().expect("header size");
+    assert_eq!(v["Sizes"]["Min"], head + 70_000, "{v}");
+    assert_eq!(v["Sizes"]["Max"], head + 70_000, "{v}");
+    assert_eq!(v["SocketCount"], 1, "chunked bodies keep the connection");
+}
+
+#[test]
+fn stdclient_counts_bodies_only_as_fortio() {
+    let app = DemoApp::start("green", &[]);
+    let (v, _) = run_json(&[
+        "-c",
+        "2",
+        "-qps",
+        "0",
+        "-n",
+        "6",
+        "-stdclient",
+        &url(app.addr, "/?size=1000"),
+    ]);
+    assert_eq!(code(&v, "200"), 6, "{v}");
+    assert_eq!(v["DisableFastClient"], true);
+    assert_eq!(v["HeaderSizes"]["Max"], 0);
+    assert_eq!(v["Sizes"]["Min"], 1000);
+    assert_eq!(v["SocketCount"], 2);
+    assert_eq!(app.stats()["requests_http2"], 0);
+}
+
+#[test]
+fn h2_speaks_http2_to_an_h2c_server() {
+    let app = DemoApp::start("green", &["--fail-every", "5"]);
+    let (v, stderr) = run_json(&[
+        "-c",
+        "2",
+        "-qps",
+        "0",
+        "-n",
+        "20",
+        "-h2",
+        &url(app.addr, "/"),
+    ]);
+    assert_eq!(v["H2"], true);
+    assert_eq!(v["DisableFastClient"], true);
+    // `-n` runs have no warm-up: 20 requests at the app, every fifth answered 503.
+    assert_eq!(code(&v, "200"), 16, "{v}");
+    assert_eq!(code(&v, "503"), 4, "{v}");
+    let stats = app.stats();
+    assert_eq!(stats["requests_total"], 20, "{stats}");
+    assert_eq!(
+        stats["requests_http2"], 20,
+        "every request was HTTP/2: {stats}"
+    );
+    assert_eq!(v["SocketCount"], 2, "{stderr}");
+}
+
+#[test]
+fn body_until_close_and_connection_close_open_a_socket_per_call() {
+    // No length: the body ends when the server closes.
+    let until_close = scripted(&[Some(b"HTTP/1.1 200 OK\r\n\r\nhello until close")]);
+    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "5", &url(until_close, "/")]);
+    assert_eq!(code(&v, "200"), 5, "{v}");
+    assert_eq!(v["Sizes"]["Min"], 19 + 17, "{v}");
+    assert_eq!(v["HeaderSizes"]["Min"], 19);
+    assert_eq!(v["SocketCount"], 5, "one per call");
+
+    // A length and `Connection: close`: the client must not reuse the socket.
+    let close = scripted(&[Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    )]);
+    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "5", &url(close, "/")]);
+    assert_eq!(code(&v, "200"), 5, "{v}");
+    assert_eq!(v["SocketCount"], 5);
+}
+
+#[test]
+fn interim_responses_precede_the_final_status() {
+    let addr = scripted(&[
+        Some(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+        Some(b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n"),
+        Some(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+    ]);
+    // 201 (after a 100), then 204 (its stray length ignored), then 201, all on one socket.
+    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "3", &url(addr, "/")]);
+    assert_eq!(code(&v, "204"), 1, "{v}");
+    assert_eq!(code(&v, "201"), 2, "{v}");
+    assert_eq!(v["SocketCount"], 1, "{v}");
+}
+
+#[test]
+fn broken_responses_are_socket_errors_never_hangs() {
+    let garbage = scripted(&[Some(b"NOT HTTP AT ALL\r\n\r\n")]);
+    let cut = scripted(&[Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b",
+    )]);
+    let bad_chunk = scripted(&[Some(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
+    )]);
+    let bad_length = scripted(&[Some(b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n1")]);
+    let silent = scripted(&[None]);
+    for addr in [garbage, cut, bad_chunk, bad_length, silent] {
+        let (v, stderr) = run_json(&[
+            "-c",
+            "1",
+            "-qps",
+            "0",
+            "-n",
+            "3",
+            "-allow-initial-errors",
+            "-timeout",
+            "2s",
+            &url(addr, "/"),
+        ]);
+        assert_eq!(code(&v, "-1"), 3, "{addr}: {v}\n{stderr}");
+    }
+}
+
+#[test]
+fn a_reused_connection_closed_while_idle_is_retried_uncounted() {
+    // Keep-alive by the headers, but the server closes after each response, as a server whose
+    // idle timeout fired between two requests.
+    let addr = scripted(&[Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]);
+    let (v, stderr) = run_json(&["-c", "2", "-qps", "0", "-n", "10", &url(addr, "/")]);
+    assert_eq!(code(&v, "200"), 10, "{v}\n{stderr}");
+    assert_eq!(code(&v, "-1"), 0, "{v}");
+    // Every call after the first on a connection found it closed and reconnected.
+    assert_eq!(v["SocketCount"], 10, "{v}");
+}
+
+#[test]
+fn chunked_bodies_with_extensions_and_trailers() {
+    let addr = scripted(&[
+        Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"),
+        Some(b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"),
+    ]);
+    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "3", &url(addr, "/")]);
+    assert_eq!(code(&v, "202"), 1, "{v}");
+    assert_eq!(code(&v, "200"), 2, "{v}");
+    let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len() as u64;
+    assert_eq!(v["Sizes"]["Max"], head + 11, "{v}");
+    assert_eq!(v["SocketCount"], 1, "{v}");
+}
