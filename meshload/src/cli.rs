@@ -32,6 +32,7 @@ const VALUE_FLAGS: &[&str] = &[
     "abort-on",
     "loglevel",
     "runid",
+    "gomaxprocs",
     "plot",
     "o",
 ];
@@ -138,6 +139,9 @@ pub struct Flags {
     /// Run id stored in the JSON result
     #[arg(long = "runid", value_name = "ID", default_value = "0")]
     pub runid: String,
+    /// Threads running the connections (0 = one per core), as fortio's Go runtime setting
+    #[arg(long = "gomaxprocs", value_name = "N", default_value = "0")]
+    pub gomaxprocs: String,
     /// Write an SVG latency percentile plot (corrected and raw) to this file
     #[arg(long = "plot", value_name = "FILE.svg", default_value = "")]
     pub plot: String,

@@ -226,7 +226,8 @@ impl Client {
         }
     }
 
-    /// Makes one call, bounded by the timeout. Each connect duration (seconds) is recorded in
+    /// Makes one call sent at `sent` (the caller's clock reading, reused for the deadline), bounded
+    /// by the timeout. Each connect duration (seconds) is recorded in
     /// `on_connect`.
     ///
     /// The timeout uses one lazily re-armed timer per connection instead of a new timer per
@@ -234,10 +235,11 @@ impl Client {
     /// call's deadline it is simply moved forward. It is re-armed at most once per timeout period.
     pub async fn call(
         &mut self,
+        sent: Instant,
         template: &Template,
         on_connect: &mut crate::stats::Histogram,
     ) -> CallResult {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = tokio::time::Instant::from_std(sent) + self.timeout;
         let mut timer = self
             .timer
             .take()
@@ -296,7 +298,9 @@ impl Client {
             let reused = self.used > 0;
             let result = match conn {
                 Conn::Fast(c) => c.exchange(template.wire(), template.head).await,
-                Conn::Std(c) => c.exchange(template.request()).await,
+                // Boxed so that hyper's larger exchange future does not enlarge (and get copied
+                // with) every fast-client call; hyper allocates per request anyway.
+                Conn::Std(c) => Box::pin(c.exchange(template.request())).await,
             };
             match result {
                 Ok(reply) => {

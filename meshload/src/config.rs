@@ -102,6 +102,8 @@ pub struct Config {
     pub loglevel: LogLevel,
     /// `-runid`.
     pub runid: i64,
+    /// `-gomaxprocs`: threads for the connections; 0 means one per core.
+    pub gomaxprocs: usize,
     /// `-h2`.
     pub h2: bool,
     /// `-stdclient` (or implied by `-h2`): hyper instead of the fast HTTP/1.x client.
@@ -402,6 +404,13 @@ impl Config {
             labels,
             loglevel: level,
             runid: int("runid", &f.runid)?,
+            gomaxprocs: usize::try_from(int("gomaxprocs", &f.gomaxprocs)?).map_err(|_| {
+                bad(
+                    "gomaxprocs",
+                    &f.gomaxprocs,
+                    "must be 0 (one per core) or more",
+                )
+            })?,
             h2,
             stdclient: h2 || go_bool("stdclient", &f.stdclient)?,
             http10,

@@ -9,6 +9,7 @@
 //! One exchange at a time per connection (no pipelining), as fortio and wrk without scripts.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -151,9 +152,17 @@ impl Conn {
     async fn read_head(&mut self, head_request: bool, got_any: &mut bool) -> Result<Head, Failure> {
         loop {
             if self.end > self.start {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.buf[self.start..self.end]) {
+                // Uninitialised: httparse writes only the headers it finds, so a call does not
+                // pay for filling MAX_HEADERS slots.
+                let mut headers =
+                    [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut []);
+                let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut resp,
+                    &self.buf[self.start..self.end],
+                    &mut headers,
+                );
+                match parsed {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or(0);
                         let (framing, close) =
@@ -228,15 +237,23 @@ impl Conn {
             }
             self.start += 2;
         }
-        // Trailer section: header lines up to an empty line.
+        // Trailer section: header lines up to an empty line. (The parse is scoped so that its
+        // header array is not kept in this future's state across the read.)
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            match httparse::parse_headers(&self.buf[self.start..self.end], &mut headers) {
-                Ok(httparse::Status::Complete((used, _))) => {
+            let parsed = {
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                match httparse::parse_headers(&self.buf[self.start..self.end], &mut headers) {
+                    Ok(httparse::Status::Complete((used, _))) => Ok(Some(used)),
+                    Ok(httparse::Status::Partial) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            };
+            match parsed {
+                Ok(Some(used)) => {
                     self.start += used;
                     return Ok(total);
                 }
-                Ok(httparse::Status::Partial) => match self.fill().await {
+                Ok(None) => match self.fill().await {
                     Ok(0) | Err(_) => return Err(Failure::InBody),
                     Ok(_) => {}
                 },

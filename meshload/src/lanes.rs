@@ -20,7 +20,10 @@ pub type Warm = (i32, u64);
 struct Lane {
     warm_rx: oneshot::Receiver<Vec<Warm>>,
     start_tx: oneshot::Sender<Option<Instant>>,
-    done_rx: oneshot::Receiver<Vec<Worker>>,
+    // Workers stay boxed for their whole life: each moves into and out of a task (see
+    // `Worker::run`), and a box moves as one pointer.
+    #[allow(clippy::vec_box)]
+    done_rx: oneshot::Receiver<Vec<Box<Worker>>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -29,12 +32,13 @@ pub struct Lanes {
     lanes: Vec<Lane>,
 }
 
+#[allow(clippy::vec_box)] // see `Lane::done_rx`
 async fn lane_main(
-    workers: Vec<Worker>,
+    workers: Vec<Box<Worker>>,
     warmup: bool,
     warm_tx: oneshot::Sender<Vec<Warm>>,
     start_rx: oneshot::Receiver<Option<Instant>>,
-) -> Vec<Worker> {
+) -> Vec<Box<Worker>> {
     let mut workers = workers;
     let mut warm = Vec::new();
     if warmup {
@@ -84,9 +88,10 @@ impl Lanes {
         let lanes = lanes.clamp(1, threads.max(1));
         let mut out = Vec::with_capacity(lanes);
         for lane in 0..lanes {
-            let workers: Vec<Worker> = (lane..threads)
+            // Boxed: a task's output is moved on every poll of it, so it must be small.
+            let workers: Vec<Box<Worker>> = (lane..threads)
                 .step_by(lanes)
-                .map(|i| Worker::new(i, shared.clone(), addr))
+                .map(|i| Box::new(Worker::new(i, shared.clone(), addr)))
                 .collect();
             let (warm_tx, warm_rx) = oneshot::channel();
             let (start_tx, start_rx) = oneshot::channel();
@@ -125,7 +130,7 @@ impl Lanes {
     }
 
     /// Starts every lane at `start` (`None` aborts) and waits for all workers, sorted by id.
-    pub async fn run(self, start: Option<Instant>) -> Vec<Worker> {
+    pub async fn run(self, start: Option<Instant>) -> Vec<Box<Worker>> {
         let mut workers = Vec::new();
         let mut waiting = Vec::with_capacity(self.lanes.len());
         for l in self.lanes {

@@ -78,19 +78,24 @@ pub fn log(cfg: &Config, level: LogLevel, msg: &str) {
     }
 }
 
-fn procs() -> usize {
+fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Runs the load test described by `cfg` and writes every requested output.
 pub fn run(cfg: Config) -> Result<(), Error> {
-    let procs = procs();
+    let cores = cores();
+    let procs = if cfg.gomaxprocs > 0 {
+        cfg.gomaxprocs
+    } else {
+        cores
+    };
     // The connections run on per-core lanes; this runtime only coordinates (signals, progress).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::runtime("tokio runtime", e))?;
-    let result = rt.block_on(execute(Arc::new(cfg), procs))?;
+    let result = rt.block_on(execute(Arc::new(cfg), cores, procs))?;
     // Connections still closing must not delay the report.
     rt.shutdown_background();
     output(&result)
@@ -108,7 +113,7 @@ async fn resolve(cfg: &Config) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error::runtime(&what, "no address"))
 }
 
-async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
+async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResult, Error> {
     for w in &cfg.warnings {
         log(&cfg, LogLevel::Warning, w);
     }
@@ -122,7 +127,7 @@ async fn execute(cfg: Arc<Config>, procs: usize) -> Result<RunResult, Error> {
         format!(", until interrupted: {}", cfg.url)
     };
     eprintln!(
-        "meshload {} running at {} queries per second, {procs}->{procs} procs{tail}",
+        "meshload {} running at {} queries per second, {cores}->{procs} procs{tail}",
         env!("CARGO_PKG_VERSION"),
         crate::gofmt::g(cfg.qps)
     );

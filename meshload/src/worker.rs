@@ -156,9 +156,9 @@ impl Worker {
         }
     }
 
-    async fn call(&mut self) -> CallResult {
+    async fn call(&mut self, sent: Instant) -> CallResult {
         let connect = &mut self.stats.connect;
-        let r = self.client.call(&self.shared.template, connect).await;
+        let r = self.client.call(sent, &self.shared.template, connect).await;
         self.stats.sockets = self.client.sockets;
         r
     }
@@ -166,7 +166,7 @@ impl Worker {
     /// fortio's warm-up call (not counted, but its socket is). Returns the status (-1 on a
     /// transport error) and the response size.
     pub async fn warmup(&mut self) -> (i32, u64) {
-        match self.call().await {
+        match self.call(Instant::now()).await {
             Ok(r) => (i32::from(r.status), r.header_size + r.body_size),
             Err(()) => (SOCKET_ERROR, 0),
         }
@@ -220,8 +220,9 @@ impl Worker {
         self.shared.stop.load(Ordering::Relaxed)
     }
 
-    /// Runs this connection's share of the load, from `start`.
-    pub async fn run(mut self, start: Instant) -> Worker {
+    /// Runs this connection's share of the load, from `start`. Boxed in and out: the worker (its
+    /// histograms) is kilobytes, and a task's output is copied each time the task is polled.
+    pub async fn run(mut self: Box<Self>, start: Instant) -> Box<Worker> {
         match self.shared.plan.per_thread_qps {
             None => self.run_max(start).await,
             Some(q) => self.run_paced(start, q).await,
@@ -245,7 +246,7 @@ impl Worker {
             if end.is_some_and(|e| sent > e) {
                 break;
             }
-            let r = self.call().await;
+            let r = self.call(sent).await;
             i += 1;
             self.record(sent, sent, r, i);
             if stop == Stop::Calls && i >= plan_calls {
@@ -296,7 +297,7 @@ impl Worker {
             if end.is_some_and(|e| sent > e) && i >= 2 && i + 1 != num_calls {
                 break;
             }
-            let r = self.call().await;
+            let r = self.call(sent).await;
             i += 1;
             done += 1;
             self.record(intended, sent, r, done);
