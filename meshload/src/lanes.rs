@@ -97,7 +97,10 @@ impl Lanes {
             let (start_tx, start_rx) = oneshot::channel();
             let (done_tx, done_rx) = oneshot::channel();
             let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                // I/O and timers only: without the signal and process drivers, parking does
+                // not check for child processes on every turn.
+                .enable_io()
+                .enable_time()
                 .build()
                 .map_err(|e| Error::runtime("tokio runtime", e))?;
             let thread = std::thread::Builder::new()

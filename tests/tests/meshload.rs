@@ -133,6 +133,19 @@ fn fortio_load_form_and_double_dash_flags() {
     ]);
     assert_line(&r.stderr, "Code 200 : 7 (100.0 %)");
     assert_eq!(requests_total(&app), 7);
+
+    // -gomaxprocs sets the threads that run the connections, reported as fortio does.
+    let r = meshload_ok(&["-gomaxprocs", "1", "-c", "3", "-qps", "0", "-n", "9", &u]);
+    assert!(
+        r.stderr.contains(&format!("{}->1 procs", gomax())),
+        "{}",
+        r.stderr
+    );
+    assert_line(
+        &r.stderr,
+        "Starting at max qps with 3 thread(s) [gomax 1] for exactly 9 calls (3 per thread + 0)",
+    );
+    assert_line(&r.stderr, "Code 200 : 9 (100.0 %)");
 }
 
 #[test]

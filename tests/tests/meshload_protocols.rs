@@ -141,6 +141,22 @@ fn sizes_are_head_plus_body_for_every_framing() {
     assert_eq!(v["Sizes"]["Min"], head + 70_000, "{v}");
     assert_eq!(v["Sizes"]["Max"], head + 70_000, "{v}");
     assert_eq!(v["SocketCount"], 1, "chunked bodies keep the connection");
+
+    // HEAD: the response announces a length but carries no body.
+    let (v, _) = run_json(&[
+        "-c",
+        "1",
+        "-qps",
+        "0",
+        "-n",
+        "3",
+        "-X",
+        "HEAD",
+        &url(app.addr, "/?size=500"),
+    ]);
+    assert_eq!(code(&v, "200"), 3, "{v}");
+    assert_eq!(v["Sizes"]["Max"], v["HeaderSizes"]["Max"], "{v}");
+    assert_eq!(v["SocketCount"], 1, "{v}");
 }
 
 #[test]
