@@ -73,6 +73,21 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+/// A Content-Length value: ASCII digits (optional surrounding whitespace), no sign, no overflow.
+fn content_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 /// Framing and persistence from a parsed head (`head_request`: the request was HEAD).
 fn framing(resp: &httparse::Response<'_, '_>, head_request: bool) -> Result<(Framing, bool), ()> {
     let status = resp.code.unwrap_or(0);
@@ -82,23 +97,22 @@ fn framing(resp: &httparse::Response<'_, '_>, head_request: bool) -> Result<(Fra
     let mut close = false;
     let mut keep_alive = false;
     for h in resp.headers.iter() {
+        // Names are compared only when their length matches one of the three we need.
         let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or(())?;
-            if length.is_some_and(|l| l != v) {
-                return Err(());
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let v = content_length(h.value).ok_or(())?;
+                if length.is_some_and(|l| l != v) {
+                    return Err(());
+                }
+                length = Some(v);
             }
-            length = Some(v);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te = Some(h.value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            close |= has_token(h.value, b"close");
-            keep_alive |= has_token(h.value, b"keep-alive");
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => te = Some(h.value),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                close |= has_token(h.value, b"close");
+                keep_alive |= has_token(h.value, b"keep-alive");
+            }
+            _ => {}
         }
     }
     let close = close || (http10 && !keep_alive);
@@ -377,5 +391,10 @@ mod tests {
         );
         assert!(r("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n").is_err());
         assert!(r("HTTP/1.1 200 OK\r\ncontent-length: -5\r\n\r\n").is_err());
+        assert!(r("HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n").is_err());
+        assert_eq!(
+            r("HTTP/1.1 200 OK\r\nContent-Length:  12 \r\n\r\n"),
+            Ok((Framing::Length(12), false))
+        );
     }
 }

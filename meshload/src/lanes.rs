@@ -14,6 +14,10 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 use crate::worker::{Shared, Worker};
 
+/// Connections per lane from which a max-QPS connection yields between calls (see
+/// `Worker::batch`): with fewer, the extra turn of the event loop costs more than it saves.
+const BATCH_FROM: usize = 4;
+
 /// Warm-up result of one connection: status (-1 = socket error) and response size.
 pub type Warm = (i32, u64);
 
@@ -89,10 +93,14 @@ impl Lanes {
         let mut out = Vec::with_capacity(lanes);
         for lane in 0..lanes {
             // Boxed: a task's output is moved on every poll of it, so it must be small.
-            let workers: Vec<Box<Worker>> = (lane..threads)
+            let mut workers: Vec<Box<Worker>> = (lane..threads)
                 .step_by(lanes)
                 .map(|i| Box::new(Worker::new(i, shared.clone(), addr)))
                 .collect();
+            let batch = workers.len() >= BATCH_FROM;
+            for w in &mut workers {
+                w.batch = batch;
+            }
             let (warm_tx, warm_rx) = oneshot::channel();
             let (start_tx, start_rx) = oneshot::channel();
             let (done_tx, done_rx) = oneshot::channel();

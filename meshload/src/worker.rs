@@ -135,6 +135,8 @@ pub struct Worker {
     stop_rx: watch::Receiver<bool>,
     rng: u64,
     paced: bool,
+    /// Yield between calls in max-QPS mode (set for lanes holding several connections).
+    pub batch: bool,
     /// This connection's statistics.
     pub stats: ConnStats,
 }
@@ -152,6 +154,7 @@ impl Worker {
             rng: 0x2545_F491_4F6C_DD1D ^ ((id as u64 + 1) * 0x9E37_79B9),
             stats,
             paced: shared.plan.per_thread_qps.is_some(),
+            batch: false,
             shared,
         }
     }
@@ -174,11 +177,15 @@ impl Worker {
 
     fn record(&mut self, intended: Instant, sent: Instant, result: CallResult, done: u64) {
         let end = Instant::now();
-        let corrected = end.saturating_duration_since(intended.min(sent));
         let raw = end.saturating_duration_since(sent);
-        if sent.saturating_duration_since(intended) > Duration::from_millis(1) {
-            self.stats.late += 1;
-        }
+        let corrected = if self.paced {
+            if sent.saturating_duration_since(intended) > Duration::from_millis(1) {
+                self.stats.late += 1;
+            }
+            end.saturating_duration_since(intended.min(sent))
+        } else {
+            raw
+        };
         let (c, r) = (corrected.as_secs_f64(), raw.as_secs_f64());
         self.stats.durations.record(c);
         if self.paced {
@@ -241,6 +248,13 @@ impl Worker {
         loop {
             if self.stopped() {
                 break;
+            }
+            if self.batch && i > 0 {
+                // Let the lane's other connections read their ready responses before this one
+                // sends again, as wrk's event loop does: requests then reach the server in
+                // bursts, and both sides wake up less often (measured: +2-4 % requests/s with 4
+                // to 32 connections per lane, -8 % with 2, hence the threshold in `lanes`).
+                tokio::task::yield_now().await;
             }
             let sent = Instant::now();
             if end.is_some_and(|e| sent > e) {
