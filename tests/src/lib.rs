@@ -34,6 +34,55 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// How long a command run by [`run_bounded`] may take before the test fails.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a finished command produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end with stdin closed, bounded by [`RUN_TIMEOUT`]: beyond it the command is
+/// killed and the test fails, naming `what` and showing its stderr. Output goes to files, never
+/// pipes: a pipe that nobody reads fills up and would block a command with a large output.
+pub fn run_bounded(mut cmd: Command, what: &str) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for command") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish in {RUN_TIMEOUT:?}; stderr:\n{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
 /// A child process that is killed and reaped when dropped. Its stderr goes to a log file that is
 /// printed when the test panics, so a failing test shows what the process said.
 pub struct Proc {

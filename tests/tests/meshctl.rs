@@ -1,31 +1,18 @@
 //! End-to-end tests of meshctl and meshd's control socket: real meshd, real meshctl processes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use mesh_tests::{bin, walkthrough_config, Meshd, Proc};
+use mesh_tests::{bin, run_bounded, walkthrough_config, Meshd, Proc, Run};
 use serde_json::{json, Value};
-
-/// Every meshctl run must end within this time.
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// meshd serving only `green` of the walkthrough, on loopback.
 const GREEN: &[&str] = &["--node", "green", "--listen", "green=127.0.0.1:0"];
 
-/// What a finished meshctl run produced.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `meshctl --socket SOCKET ARGS`, optionally through a privilege-dropping `prefix`.
+/// Runs `meshctl --socket SOCKET ARGS`, optionally through a privilege-dropping `prefix`, bounded
+/// by the harness's run timeout.
 fn meshctl_as(prefix: &[&str], socket: &Path, args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
     let mut cmd = match prefix.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
@@ -34,33 +21,11 @@ fn meshctl_as(prefix: &[&str], socket: &Path, args: &[&str]) -> Run {
         }
         None => Command::new(bin("meshctl")),
     };
-    let mut child = cmd
-        .arg("--socket")
+    cmd.arg("--socket")
         .arg(socket)
         .args(args)
-        .env_remove("MESHD_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("start meshctl");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait meshctl") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("meshctl {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
+        .env_remove("MESHD_SOCKET");
+    run_bounded(cmd, &format!("meshctl {args:?}"))
 }
 
 fn meshctl(socket: &Path, args: &[&str]) -> Run {

@@ -5,51 +5,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_tests::{bin, DemoApp};
+use mesh_tests::{bin, run_bounded, DemoApp, Run, RUN_TIMEOUT};
 use serde_json::Value;
 
-/// Every meshload run in these tests must end within this time.
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a finished meshload run produced.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `meshload ARGS`, bounded by [`RUN_TIMEOUT`] (killed and failed beyond it).
+/// Runs `meshload ARGS`, bounded by the harness's run timeout (killed and failed beyond it).
 fn meshload(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let mut child = Command::new(bin("meshload"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("start meshload");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait meshload") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "meshload {args:?} did not finish in {RUN_TIMEOUT:?}; stderr:\n{}",
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
+    let mut cmd = Command::new(bin("meshload"));
+    cmd.args(args);
+    run_bounded(cmd, &format!("meshload {args:?}"))
 }
 
 /// Runs and requires exit code 0.

@@ -8,45 +8,29 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use mesh_tests::{bin, DemoApp};
+use mesh_tests::{bin, run_bounded, DemoApp, RUN_TIMEOUT};
 use serde_json::Value;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs meshload to completion (bounded by [`RUN_TIMEOUT`]) with `-json -`, returns the parsed
-/// result and stderr; fails the test on a non-zero exit.
+/// Runs meshload to completion (bounded by the harness's run timeout) with `-json -`, returns the
+/// parsed result and stderr; fails the test on a non-zero exit.
 fn run_json(args: &[&str]) -> (Value, String) {
-    // Files, not pipes: the JSON result can outgrow a pipe's buffer while nobody reads it.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = Command::new(bin("meshload"))
-        .args(["-loglevel", "Warning", "-json", "-"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("start meshload");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait meshload") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("meshload {args:?} did not finish in {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-    assert!(status.success(), "meshload {args:?} failed:\n{stderr}");
-    let stdout = std::fs::read(&out_path).expect("stdout");
-    let v = serde_json::from_slice(&stdout).expect("JSON result on stdout");
-    (v, stderr)
+    let mut cmd = Command::new(bin("meshload"));
+    cmd.args(["-loglevel", "Warning", "-json", "-"]).args(args);
+    let r = run_bounded(cmd, &format!("meshload {args:?}"));
+    assert_eq!(r.code, 0, "meshload {args:?} failed:\n{}", r.stderr);
+    let v = serde_json::from_str(&r.stdout).expect("JSON result on stdout");
+    (v, r.stderr)
+}
+
+/// A max-rate run of exactly `n` calls on `c` connections (`extra` flags before the URL).
+fn calls(c: u32, n: u32, extra: &[&str], url: &str) -> (Value, String) {
+    let (c, n) = (c.to_string(), n.to_string());
+    let mut args = vec!["-qps", "0", "-c", &c, "-n", &n];
+    args.extend_from_slice(extra);
+    args.push(url);
+    run_json(&args)
 }
 
 fn code(v: &Value, code: &str) -> u64 {
@@ -107,15 +91,7 @@ fn url(addr: SocketAddr, path: &str) -> String {
 fn sizes_are_head_plus_body_for_every_framing() {
     let app = DemoApp::start("green", &[]);
     // Content-Length, a body far larger than the read buffer.
-    let (v, _) = run_json(&[
-        "-c",
-        "2",
-        "-qps",
-        "0",
-        "-n",
-        "6",
-        &url(app.addr, "/?size=300000"),
-    ]);
+    let (v, _) = calls(2, 6, &[], &url(app.addr, "/?size=300000"));
     assert_eq!(code(&v, "200"), 6, "{v}");
     let head = v["HeaderSizes"]["Min"].as_u64().expect("header size");
     assert!(head > 20, "head {head}");
@@ -125,17 +101,12 @@ fn sizes_are_head_plus_body_for_every_framing() {
     assert_eq!(v["SocketCount"], 2);
 
     // Chunked: the app streams the request body back without a length.
-    let (v, _) = run_json(&[
-        "-c",
-        "1",
-        "-qps",
-        "0",
-        "-n",
-        "4",
-        "-payload-size",
-        "70000",
+    let (v, _) = calls(
+        1,
+        4,
+        &["-payload-size", "70000"],
         &url(app.addr, "/?echo=1"),
-    ]);
+    );
     assert_eq!(code(&v, "200"), 4, "{v}");
     let head = v["HeaderSizes"]["Min"].as_u64().expect("header size");
     assert_eq!(v["Sizes"]["Min"], head + 70_000, "{v}");
@@ -143,17 +114,7 @@ fn sizes_are_head_plus_body_for_every_framing() {
     assert_eq!(v["SocketCount"], 1, "chunked bodies keep the connection");
 
     // HEAD: the response announces a length but carries no body.
-    let (v, _) = run_json(&[
-        "-c",
-        "1",
-        "-qps",
-        "0",
-        "-n",
-        "3",
-        "-X",
-        "HEAD",
-        &url(app.addr, "/?size=500"),
-    ]);
+    let (v, _) = calls(1, 3, &["-X", "HEAD"], &url(app.addr, "/?size=500"));
     assert_eq!(code(&v, "200"), 3, "{v}");
     assert_eq!(v["Sizes"]["Max"], v["HeaderSizes"]["Max"], "{v}");
     assert_eq!(v["SocketCount"], 1, "{v}");
@@ -162,16 +123,7 @@ fn sizes_are_head_plus_body_for_every_framing() {
 #[test]
 fn stdclient_counts_bodies_only_as_fortio() {
     let app = DemoApp::start("green", &[]);
-    let (v, _) = run_json(&[
-        "-c",
-        "2",
-        "-qps",
-        "0",
-        "-n",
-        "6",
-        "-stdclient",
-        &url(app.addr, "/?size=1000"),
-    ]);
+    let (v, _) = calls(2, 6, &["-stdclient"], &url(app.addr, "/?size=1000"));
     assert_eq!(code(&v, "200"), 6, "{v}");
     assert_eq!(v["DisableFastClient"], true);
     assert_eq!(v["HeaderSizes"]["Max"], 0);
@@ -183,16 +135,7 @@ fn stdclient_counts_bodies_only_as_fortio() {
 #[test]
 fn h2_speaks_http2_to_an_h2c_server() {
     let app = DemoApp::start("green", &["--fail-every", "5"]);
-    let (v, stderr) = run_json(&[
-        "-c",
-        "2",
-        "-qps",
-        "0",
-        "-n",
-        "20",
-        "-h2",
-        &url(app.addr, "/"),
-    ]);
+    let (v, stderr) = calls(2, 20, &["-h2"], &url(app.addr, "/"));
     assert_eq!(v["H2"], true);
     assert_eq!(v["DisableFastClient"], true);
     // `-n` runs have no warm-up: 20 requests at the app, every fifth answered 503.
@@ -211,7 +154,7 @@ fn h2_speaks_http2_to_an_h2c_server() {
 fn body_until_close_and_connection_close_open_a_socket_per_call() {
     // No length: the body ends when the server closes.
     let until_close = scripted(&[Some(b"HTTP/1.1 200 OK\r\n\r\nhello until close")]);
-    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "5", &url(until_close, "/")]);
+    let (v, _) = calls(1, 5, &[], &url(until_close, "/"));
     assert_eq!(code(&v, "200"), 5, "{v}");
     assert_eq!(v["Sizes"]["Min"], 19 + 17, "{v}");
     assert_eq!(v["HeaderSizes"]["Min"], 19);
@@ -221,7 +164,7 @@ fn body_until_close_and_connection_close_open_a_socket_per_call() {
     let close = scripted(&[Some(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
     )]);
-    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "5", &url(close, "/")]);
+    let (v, _) = calls(1, 5, &[], &url(close, "/"));
     assert_eq!(code(&v, "200"), 5, "{v}");
     assert_eq!(v["SocketCount"], 5);
 }
@@ -234,7 +177,7 @@ fn interim_responses_precede_the_final_status() {
         Some(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
     ]);
     // 201 (after a 100), then 204 (its stray length ignored), then 201, all on one socket.
-    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "3", &url(addr, "/")]);
+    let (v, _) = calls(1, 3, &[], &url(addr, "/"));
     assert_eq!(code(&v, "204"), 1, "{v}");
     assert_eq!(code(&v, "201"), 2, "{v}");
     assert_eq!(v["SocketCount"], 1, "{v}");
@@ -252,18 +195,12 @@ fn broken_responses_are_socket_errors_never_hangs() {
     let bad_length = scripted(&[Some(b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n1")]);
     let silent = scripted(&[None]);
     for addr in [garbage, cut, bad_chunk, bad_length, silent] {
-        let (v, stderr) = run_json(&[
-            "-c",
-            "1",
-            "-qps",
-            "0",
-            "-n",
-            "3",
-            "-allow-initial-errors",
-            "-timeout",
-            "2s",
+        let (v, stderr) = calls(
+            1,
+            3,
+            &["-allow-initial-errors", "-timeout", "2s"],
             &url(addr, "/"),
-        ]);
+        );
         assert_eq!(code(&v, "-1"), 3, "{addr}: {v}\n{stderr}");
     }
 }
@@ -273,7 +210,7 @@ fn a_reused_connection_closed_while_idle_is_retried_uncounted() {
     // Keep-alive by the headers, but the server closes after each response, as a server whose
     // idle timeout fired between two requests.
     let addr = scripted(&[Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]);
-    let (v, stderr) = run_json(&["-c", "2", "-qps", "0", "-n", "10", &url(addr, "/")]);
+    let (v, stderr) = calls(2, 10, &[], &url(addr, "/"));
     assert_eq!(code(&v, "200"), 10, "{v}\n{stderr}");
     assert_eq!(code(&v, "-1"), 0, "{v}");
     // Every call after the first on a connection found it closed and reconnected.
@@ -287,7 +224,7 @@ fn chunked_bodies_with_extensions_and_trailers() {
         Some(b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
         Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"),
     ]);
-    let (v, _) = run_json(&["-c", "1", "-qps", "0", "-n", "3", &url(addr, "/")]);
+    let (v, _) = calls(1, 3, &[], &url(addr, "/"));
     assert_eq!(code(&v, "202"), 1, "{v}");
     assert_eq!(code(&v, "200"), 2, "{v}");
     let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len() as u64;

@@ -4,52 +4,21 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mesh_tests::{bin, eventually, http_get, walkthrough_config, DemoApp, Meshd, TempDir};
+use mesh_tests::{
+    bin, eventually, http_get, run_bounded, walkthrough_config, DemoApp, Meshd, Run, TempDir,
+};
 use serde_json::Value;
 
-/// Every meshstat run in these tests must end within this time.
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The gateway's self-redirect cluster in the walkthrough.
 const GW_CLUSTER: &str = "cds_ingress_color-mesh_ingress-gw_self_redirect_http_8088";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `meshstat ARGS` with `MESHD_ADMIN` unset, bounded by [`RUN_TIMEOUT`].
+/// Runs `meshstat ARGS` with `MESHD_ADMIN` unset, bounded by the harness's run timeout.
 fn meshstat(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    let mut child = Command::new(bin("meshstat"))
-        .args(args)
-        .env_remove("MESHD_ADMIN")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
-        .spawn()
-        .expect("start meshstat");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait meshstat") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("meshstat {args:?} did not finish in {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
+    let mut cmd = Command::new(bin("meshstat"));
+    cmd.args(args).env_remove("MESHD_ADMIN");
+    run_bounded(cmd, &format!("meshstat {args:?}"))
 }
 
 fn meshstat_ok(args: &[&str]) -> Run {
