@@ -114,6 +114,7 @@ impl Lanes {
             let thread = std::thread::Builder::new()
                 .name(format!("meshload-{lane}"))
                 .spawn(move || {
+                    crate::pace::precise_timers();
                     let done = rt.block_on(lane_main(workers, warmup, warm_tx, start_rx));
                     let _ = done_tx.send(done);
                     // Dropping the runtime here closes the remaining connections.

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::client::{CallResult, Client, Template, SOCKET_ERROR};
 use crate::config::Config;
 use crate::latency::Latency;
-use crate::pace;
+use crate::pace::Pacer;
 use crate::plan::{Plan, Stop};
 use crate::stats::Histogram;
 
@@ -135,6 +135,8 @@ pub struct Worker {
     stop_rx: watch::Receiver<bool>,
     rng: u64,
     paced: bool,
+    /// Waits for this connection's `-qps` slots.
+    pacer: Pacer,
     /// Yield between calls in max-QPS mode (set for lanes holding several connections).
     pub batch: bool,
     /// This connection's statistics.
@@ -155,6 +157,7 @@ impl Worker {
             stats,
             paced: shared.plan.per_thread_qps.is_some(),
             batch: false,
+            pacer: Pacer::new(),
             shared,
         }
     }
@@ -300,7 +303,11 @@ impl Worker {
         let mut intended = start;
         let mut i = 0u64;
         let mut done = 0u64;
-        if !pace::sleep_until(intended, &self.shared.stop, &mut self.stop_rx).await {
+        if !self
+            .pacer
+            .sleep_until(intended, &self.shared.stop, &mut self.stop_rx)
+            .await
+        {
             return;
         }
         loop {
@@ -340,7 +347,10 @@ impl Worker {
             self.stats.sleep.record((sleep * 1e9).round() / 1e9);
             intended = start + Duration::from_secs_f64(target.max(0.0));
             if sleep > 0.0
-                && !pace::sleep_until(intended, &self.shared.stop, &mut self.stop_rx).await
+                && !self
+                    .pacer
+                    .sleep_until(intended, &self.shared.stop, &mut self.stop_rx)
+                    .await
             {
                 break;
             }
