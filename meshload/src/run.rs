@@ -113,9 +113,30 @@ async fn resolve(cfg: &Config) -> Result<SocketAddr, Error> {
         .ok_or_else(|| Error::runtime(&what, "no address"))
 }
 
+/// Raises the soft open-files limit to what `connections` need (a socket, and in `-qps` mode a
+/// timer, per connection, plus some slack), up to the hard limit. Returns a warning when even the
+/// hard limit is too low: the connections beyond it then fail as socket errors.
+fn raise_nofile(connections: usize) -> Option<String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let needed = 2 * connections as u64 + 64;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft >= needed {
+        return None;
+    }
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, needed.min(hard), hard);
+    (hard < needed).then(|| {
+        format!(
+            "{connections} connections need about {needed} open files but the limit is {hard} (ulimit -Hn); connections beyond it will fail"
+        )
+    })
+}
+
 async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResult, Error> {
     for w in &cfg.warnings {
         log(&cfg, LogLevel::Warning, w);
+    }
+    if let Some(w) = raise_nofile(cfg.connections) {
+        log(&cfg, LogLevel::Warning, &w);
     }
     let addr = resolve(&cfg).await?;
     let plan = Plan::new(&cfg, procs);

@@ -420,3 +420,33 @@ fn ctrl_c_ends_an_endless_run_with_the_full_report() {
     assert!(stderr.contains("# target 99% "), "{stderr}");
     assert!(all_done_calls(&stderr) > 0, "{stderr}");
 }
+
+#[test]
+fn many_connections_raise_the_open_files_limit() {
+    let app = DemoApp::start("green", &[]);
+    let u = url(&app, "/");
+    // A soft limit of 128 open files cannot hold 200 connections; meshload raises it (the hard
+    // limit allows) instead of failing the connections beyond it.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -Sn 128 && exec "$0" "$@""#)
+        .arg(bin("meshload"))
+        .args([
+            "-c",
+            "200",
+            "-qps",
+            "0",
+            "-n",
+            "400",
+            "-loglevel",
+            "Warning",
+            &u,
+        ]);
+    let r = run_bounded(cmd, "meshload -c 200 under ulimit -Sn 128");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_line(&r.stderr, "Code 200 : 400 (100.0 %)");
+    assert_line(
+        &r.stderr,
+        "Sockets used: 200 (for perfect keepalive, would be 200)",
+    );
+}
