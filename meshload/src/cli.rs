@@ -30,6 +30,8 @@ const VALUE_FLAGS: &[&str] = &[
     "json",
     "labels",
     "abort-on",
+    "resolve",
+    "connection-reuse",
     "loglevel",
     "runid",
     "gomaxprocs",
@@ -133,6 +135,13 @@ pub struct Flags {
     /// Abort the run when a response has this status (-1 = socket errors)
     #[arg(long = "abort-on", value_name = "CODE", default_value = "0")]
     pub abort_on: String,
+    /// Connect to this IP instead of resolving the URL's host (which stays in the Host header)
+    #[arg(long = "resolve", value_name = "IP", default_value = "")]
+    pub resolve: String,
+    /// Close each connection after a random number of calls in [MIN,MAX] (or exactly N); fast
+    /// client only
+    #[arg(long = "connection-reuse", value_name = "MIN:MAX", default_value = "")]
+    pub connection_reuse: String,
     /// Log level: Debug, Verbose, Info, Warning, Error, Critical, Fatal
     #[arg(long = "loglevel", value_name = "LEVEL", default_value = "Info")]
     pub loglevel: String,

@@ -202,6 +202,10 @@ pub struct Client {
     conn: Option<Conn>,
     /// Exchanges completed on the current connection.
     used: u64,
+    /// `-connection-reuse` range, and the limit drawn for the current connection.
+    reuse: Option<(u64, u64)>,
+    reuse_limit: u64,
+    rng: u64,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Successful connects (fortio's socket count).
     pub sockets: u64,
@@ -211,8 +215,9 @@ pub struct Client {
 pub type CallResult = Result<Reply, ()>;
 
 impl Client {
-    /// A client for `addr`; nothing is opened yet.
-    pub fn new(addr: SocketAddr, cfg: &Config) -> Client {
+    /// A client for `addr`; nothing is opened yet. `seed` varies the `-connection-reuse` draws
+    /// between connections.
+    pub fn new(addr: SocketAddr, cfg: &Config, seed: u64) -> Client {
         Client {
             addr,
             h2: cfg.h2,
@@ -221,6 +226,9 @@ impl Client {
             timeout: cfg.timeout,
             conn: None,
             used: 0,
+            reuse: cfg.connection_reuse,
+            reuse_limit: u64::MAX,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1,
             timer: None,
             sockets: 0,
         }
@@ -270,6 +278,18 @@ impl Client {
         }
     }
 
+    /// Calls allowed on a new connection: uniform in the `-connection-reuse` range (xorshift),
+    /// or unlimited.
+    fn draw_reuse_limit(&mut self) -> u64 {
+        let Some((lo, hi)) = self.reuse else {
+            return u64::MAX;
+        };
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        lo + self.rng % (hi - lo + 1)
+    }
+
     async fn call_inner(
         &mut self,
         template: &Template,
@@ -292,6 +312,7 @@ impl Client {
                     on_connect.record(t0.elapsed().as_secs_f64());
                     self.sockets += 1;
                     self.used = 0;
+                    self.reuse_limit = self.draw_reuse_limit();
                     self.conn.insert(c)
                 }
             };
@@ -305,7 +326,11 @@ impl Client {
             match result {
                 Ok(reply) => {
                     self.used += 1;
-                    if reply.close || !self.keepalive || !conn.reusable() {
+                    if self.used >= self.reuse_limit
+                        || reply.close
+                        || !self.keepalive
+                        || !conn.reusable()
+                    {
                         self.conn = None;
                     }
                     return Ok(reply);

@@ -88,6 +88,11 @@ pub struct Config {
     pub allow_initial_errors: bool,
     /// `-abort-on` (0 = never).
     pub abort_on: i32,
+    /// `-resolve`: the address to connect to instead of resolving `host`.
+    pub resolve: Option<std::net::IpAddr>,
+    /// `-connection-reuse MIN:MAX`: calls per connection before it is closed (`None` =
+    /// unlimited).
+    pub connection_reuse: Option<(u64, u64)>,
     /// `-p`.
     pub percentiles: Vec<f64>,
     /// `-r`.
@@ -170,6 +175,33 @@ fn loglevel(v: &str) -> Result<LogLevel, UsageError> {
 }
 
 /// Parses `-p`: comma separated, each strictly between 0 and 100, at least one.
+/// `-connection-reuse`: `N` or `MIN:MAX`, both at least 1, MIN <= MAX; empty = unlimited.
+fn reuse_range(v: &str) -> Result<Option<(u64, u64)>, UsageError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let (lo, hi) = v.split_once(':').unwrap_or((v, v));
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                bad(
+                    "connection-reuse",
+                    v,
+                    "expected N or MIN:MAX, each at least 1",
+                )
+            })
+    };
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if lo > hi {
+        return Err(bad("connection-reuse", v, "MIN is larger than MAX"));
+    }
+    Ok(Some((lo, hi)))
+}
+
 fn percentiles(v: &str) -> Result<Vec<f64>, UsageError> {
     let mut out = Vec::new();
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -276,6 +308,16 @@ impl Config {
         if resolution <= 0.0 {
             return Err(bad("r", &f.resolution, "must be positive"));
         }
+        let resolve = match f.resolve.trim() {
+            "" => None,
+            ip => Some(
+                ip.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| bad("resolve", &f.resolve, "not an IP address"))?,
+            ),
+        };
+        let connection_reuse = reuse_range(&f.connection_reuse)?;
         let abort_on = int("abort-on", &f.abort_on)?;
         let abort_on =
             i32::try_from(abort_on).map_err(|_| bad("abort-on", &f.abort_on, "out of range"))?;
@@ -397,6 +439,8 @@ impl Config {
             nocatchup: go_bool("nocatchup", &f.nocatchup)?,
             allow_initial_errors: go_bool("allow-initial-errors", &f.allow_initial_errors)?,
             abort_on,
+            resolve,
+            connection_reuse,
             percentiles: percentiles(&f.percentiles)?,
             resolution,
             offset: nonneg_duration("offset", &f.offset)?,
@@ -470,5 +514,28 @@ mod tests {
         assert!(cfg(&["http://"]).is_err());
         assert!(cfg(&["https://h/"]).is_err());
         assert!(cfg(&["-keepalive=maybe", "http://h/"]).is_err());
+        let c = cfg(&[
+            "-connection-reuse",
+            "5:10",
+            "-resolve",
+            "[::1]",
+            "http://h/",
+        ])
+        .expect("ok");
+        assert_eq!(c.connection_reuse, Some((5, 10)));
+        assert_eq!(c.resolve, "::1".parse().ok());
+        assert_eq!(
+            cfg(&["-connection-reuse", "3", "http://h/"])
+                .expect("ok")
+                .connection_reuse,
+            Some((3, 3))
+        );
+        for bad in ["0", "5:2", "x", "1:", "-1"] {
+            assert!(
+                cfg(&["-connection-reuse", bad, "http://h/"]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(cfg(&["-resolve", "localhost", "http://h/"]).is_err());
     }
 }

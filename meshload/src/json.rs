@@ -359,7 +359,10 @@ pub fn fortio_result(r: &RunResult) -> String {
         ("DisableKeepAlive", J::Bool(!cfg.keepalive)),
         ("AllowHalfClose", J::Bool(false)),
         ("FollowRedirects", J::Bool(false)),
-        ("Resolve", s("")),
+        (
+            "Resolve",
+            J::Str(cfg.resolve.map(|ip| ip.to_string()).unwrap_or_default()),
+        ),
         ("HTTPReqTimeOut", ns(cfg.timeout)),
         ("UserCredentials", s("")),
         ("ContentType", s(&cfg.content_type)),
@@ -367,7 +370,13 @@ pub fn fortio_result(r: &RunResult) -> String {
         ("MethodOverride", s(&cfg.method_override)),
         ("LogErrors", J::Bool(true)),
         ("SequentialWarmup", J::Bool(false)),
-        ("ConnReuseRange", J::Arr(vec![J::Int(0), J::Int(0)])),
+        (
+            "ConnReuseRange",
+            J::Arr({
+                let (lo, hi) = cfg.connection_reuse.unwrap_or((0, 0));
+                vec![J::Int(lo.into()), J::Int(hi.into())]
+            }),
+        ),
         ("NoResolveEachConn", J::Bool(false)),
         ("Offset", ns(cfg.offset)),
         ("Resolution", J::Float(cfg.resolution)),

@@ -102,6 +102,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
 }
 
 async fn resolve(cfg: &Config) -> Result<SocketAddr, Error> {
+    if let Some(ip) = cfg.resolve {
+        return Ok(SocketAddr::new(ip, cfg.port));
+    }
     let what = format!("lookup {}", cfg.host);
     let lookup = tokio::net::lookup_host((cfg.host.as_str(), cfg.port));
     let mut addrs = tokio::time::timeout(cfg.timeout, lookup)

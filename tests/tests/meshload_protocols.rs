@@ -9,6 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use mesh_tests::{bin, run_bounded, DemoApp, RUN_TIMEOUT};
 use serde_json::Value;
@@ -45,25 +46,39 @@ type Script = &'static [Option<&'static [u8]>];
 /// start. The accept thread lives until the test process ends; each connection ends with its
 /// script (or when the client closes).
 fn scripted(script: Script) -> SocketAddr {
+    recording(script).0
+}
+
+/// Request heads a [`recording`] server received, in order.
+type Heads = Arc<Mutex<Vec<String>>>;
+
+/// [`scripted`], also keeping every request head it reads.
+fn recording(script: Script) -> (SocketAddr, Heads) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let heads = Heads::default();
+    let kept = heads.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            std::thread::spawn(move || serve(stream, script));
+            let kept = kept.clone();
+            std::thread::spawn(move || serve(stream, script, &kept));
         }
     });
-    addr
+    (addr, heads)
 }
 
-fn serve(mut stream: TcpStream, script: Script) {
+fn serve(mut stream: TcpStream, script: Script, heads: &Mutex<Vec<String>>) {
     let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
     let mut buf = Vec::new();
     for step in script {
         // Read one request head (the tests send no request bodies).
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                buf.drain(..end + 4);
+                let head = buf.drain(..end + 4).collect::<Vec<u8>>();
+                if let Ok(mut h) = heads.lock() {
+                    h.push(String::from_utf8_lossy(&head).into_owned());
+                }
                 break;
             }
             let mut chunk = [0u8; 4096];
@@ -230,4 +245,36 @@ fn chunked_bodies_with_extensions_and_trailers() {
     let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".len() as u64;
     assert_eq!(v["Sizes"]["Max"], head + 11, "{v}");
     assert_eq!(v["SocketCount"], 1, "{v}");
+}
+
+#[test]
+fn resolve_connects_to_the_ip_and_keeps_the_host_name() {
+    let (addr, heads) = recording(&[Some(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
+    // The name does not resolve anywhere; -resolve supplies the address.
+    let target = format!("http://color-green.mesh.invalid:{}/hello", addr.port());
+    let (v, stderr) = calls(1, 1, &["-resolve", "127.0.0.1"], &target);
+    assert_eq!(code(&v, "200"), 1, "{v}\n{stderr}");
+    assert_eq!(v["Resolve"], "127.0.0.1");
+    let heads = heads.lock().expect("heads").clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].starts_with("GET /hello HTTP/1.1\r\n"), "{heads:?}");
+    let host = format!("host: color-green.mesh.invalid:{}\r\n", addr.port());
+    assert!(heads[0].to_ascii_lowercase().contains(&host), "{heads:?}");
+}
+
+#[test]
+fn connection_reuse_closes_connections_after_the_drawn_number_of_calls() {
+    let app = DemoApp::start("green", &[]);
+    let (v, _) = calls(1, 9, &["-connection-reuse", "3"], &url(app.addr, "/"));
+    assert_eq!(code(&v, "200"), 9, "{v}");
+    assert_eq!(v["SocketCount"], 3, "{v}");
+    assert_eq!(v["ConnReuseRange"], serde_json::json!([3, 3]));
+
+    // 2 connections, 20 calls each, 2 to 4 calls per socket: between 10 and 20 sockets.
+    let (v, _) = calls(2, 40, &["-connection-reuse", "2:4"], &url(app.addr, "/"));
+    assert_eq!(code(&v, "200"), 40, "{v}");
+    let sockets = v["SocketCount"].as_u64().expect("sockets");
+    assert!((10..=20).contains(&sockets), "{sockets} sockets: {v}");
+    // The app saw both runs' sockets and the stats request's own connection.
+    assert_eq!(app.stats()["connections_total"], 3 + sockets + 1);
 }
