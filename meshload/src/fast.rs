@@ -296,7 +296,19 @@ impl Conn {
         // Bytes left from an earlier response are not part of this one (no pipelining).
         self.start = 0;
         self.end = 0;
-        if self.stream.write_all(request).await.is_err() {
+        // A request fits the socket buffer almost always: write it at once, and fall back to
+        // waiting for writability only for the rest.
+        let written = match self.stream.try_write(request) {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(0),
+            Err(_) => None,
+        };
+        let ok = match written {
+            Some(n) if n == request.len() => true,
+            Some(n) => self.stream.write_all(&request[n..]).await.is_ok(),
+            None => false,
+        };
+        if !ok {
             self.closed = true;
             return Err(Failure::BeforeResponse);
         }
