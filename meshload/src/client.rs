@@ -7,149 +7,12 @@ use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version};
-use http_body_util::Full;
-
 use crate::config::Config;
+pub use crate::request::Template;
 use crate::{fast, stdclient};
 
 /// fortio's status for a transport error (connect refused, reset, timeout).
 pub const SOCKET_ERROR: i32 = -1;
-
-/// The request every call sends, prepared once.
-#[derive(Debug, Clone)]
-pub struct Template {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-    body: Bytes,
-    /// The method is HEAD: responses have no body.
-    head: bool,
-    /// The whole HTTP/1.x request as the fast client writes it: head and body.
-    wire: Bytes,
-}
-
-/// The request line, headers (in `headers`' order, then Content-Length) and body, as bytes.
-fn serialize(
-    method: &Method,
-    target: &str,
-    version: Version,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Bytes {
-    let mut w = BytesMut::with_capacity(256 + body.len());
-    w.put_slice(method.as_str().as_bytes());
-    w.put_u8(b' ');
-    w.put_slice(target.as_bytes());
-    w.put_slice(if version == Version::HTTP_10 {
-        b" HTTP/1.0\r\n"
-    } else {
-        b" HTTP/1.1\r\n"
-    });
-    for (k, v) in headers {
-        w.put_slice(k.as_str().as_bytes());
-        w.put_slice(b": ");
-        w.put_slice(v.as_bytes());
-        w.put_slice(b"\r\n");
-    }
-    // As hyper: a length for any body, and for methods whose requests carry one.
-    let wants_length =
-        !body.is_empty() || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
-    if wants_length && !headers.contains_key(CONTENT_LENGTH) {
-        w.put_slice(b"content-length: ");
-        w.put_slice(body.len().to_string().as_bytes());
-        w.put_slice(b"\r\n");
-    }
-    w.put_slice(b"\r\n");
-    w.put_slice(body);
-    w.freeze()
-}
-
-impl Template {
-    /// Prepares the request for `cfg`.
-    pub fn new(cfg: &Config) -> Template {
-        let mut headers = HeaderMap::new();
-        let authority = cfg
-            .host_override
-            .clone()
-            .or_else(|| cfg.uri.authority().map(|a| a.as_str().to_owned()))
-            .unwrap_or_default();
-        let path = cfg
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        let uri: Uri = if cfg.h2 {
-            format!("http://{authority}{path}")
-                .parse()
-                .unwrap_or_default()
-        } else {
-            path.parse().unwrap_or_default()
-        };
-        if !cfg.h2 {
-            if let Ok(v) = HeaderValue::from_str(&authority) {
-                headers.insert(HOST, v);
-            }
-        }
-        if !cfg.no_user_agent {
-            headers.insert(
-                USER_AGENT,
-                HeaderValue::from_static(concat!("meshload/", env!("CARGO_PKG_VERSION"))),
-            );
-        }
-        if !cfg.content_type.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&cfg.content_type) {
-                headers.insert(CONTENT_TYPE, v);
-            }
-        }
-        for (k, v) in &cfg.headers {
-            headers.append(k.clone(), v.clone());
-        }
-        if !cfg.h2 {
-            if !cfg.keepalive {
-                headers.insert(CONNECTION, HeaderValue::from_static("close"));
-            } else if cfg.http10 {
-                headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-            }
-        }
-        let version = if cfg.h2 {
-            Version::HTTP_2
-        } else if cfg.http10 {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
-        let wire = serialize(&cfg.method, &path, version, &headers, &cfg.payload);
-        Template {
-            head: cfg.method == Method::HEAD,
-            method: cfg.method.clone(),
-            uri,
-            version,
-            headers,
-            body: cfg.payload.clone(),
-            wire,
-        }
-    }
-
-    /// The request's bytes for the fast client.
-    pub fn wire(&self) -> &[u8] {
-        &self.wire
-    }
-
-    /// A fresh request for hyper (cheap clones of prepared parts).
-    #[inline]
-    pub fn request(&self) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(self.body.clone()));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
-}
 
 /// An open connection of either client.
 enum Conn {
@@ -202,6 +65,8 @@ pub struct Client {
     conn: Option<Conn>,
     /// Exchanges completed on the current connection.
     used: u64,
+    /// This connection's copy of the request bytes when `{uuid}` tokens are refilled per call.
+    wire: Vec<u8>,
     /// `-connection-reuse` range, and the limit drawn for the current connection.
     reuse: Option<(u64, u64)>,
     reuse_limit: u64,
@@ -226,6 +91,7 @@ impl Client {
             timeout: cfg.timeout,
             conn: None,
             used: 0,
+            wire: Vec::new(),
             reuse: cfg.connection_reuse,
             reuse_limit: u64::MAX,
             rng: 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1,
@@ -318,6 +184,13 @@ impl Client {
             };
             let reused = self.used > 0;
             let result = match conn {
+                Conn::Fast(c) if template.has_uuids() => {
+                    if self.wire.is_empty() {
+                        self.wire = template.wire().to_vec();
+                    }
+                    template.fill_uuids(&mut self.wire);
+                    c.exchange(&self.wire, template.head).await
+                }
                 Conn::Fast(c) => c.exchange(template.wire(), template.head).await,
                 // Boxed so that hyper's larger exchange future does not enlarge (and get copied
                 // with) every fast-client call; hyper allocates per request anyway.

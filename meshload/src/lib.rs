@@ -25,6 +25,7 @@ pub mod plan;
 pub mod plot;
 pub mod progress;
 pub mod report;
+pub mod request;
 pub mod run;
 pub mod stats;
 pub mod stdclient;

@@ -49,10 +49,10 @@ fn scripted(script: Script) -> SocketAddr {
     recording(script).0
 }
 
-/// Request heads a [`recording`] server received, in order.
+/// Requests (head and body) a [`recording`] server received, in order.
 type Heads = Arc<Mutex<Vec<String>>>;
 
-/// [`scripted`], also keeping every request head it reads.
+/// [`scripted`], also keeping every request it reads.
 fn recording(script: Script) -> (SocketAddr, Heads) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -72,14 +72,23 @@ fn serve(mut stream: TcpStream, script: Script, heads: &Mutex<Vec<String>>) {
     let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
     let mut buf = Vec::new();
     for step in script {
-        // Read one request head (the tests send no request bodies).
+        // Read one request.
         loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = buf.drain(..end + 4).collect::<Vec<u8>>();
-                if let Ok(mut h) = heads.lock() {
-                    h.push(String::from_utf8_lossy(&head).into_owned());
+                // The head, and a body of its Content-Length once all of it has arrived.
+                let head = String::from_utf8_lossy(&buf[..end + 4]).to_ascii_lowercase();
+                let body_len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + body_len {
+                    let request = buf.drain(..end + 4 + body_len).collect::<Vec<u8>>();
+                    if let Ok(mut h) = heads.lock() {
+                        h.push(String::from_utf8_lossy(&request).into_owned());
+                    }
+                    break;
                 }
-                break;
             }
             let mut chunk = [0u8; 4096];
             match stream.read(&mut chunk) {
@@ -277,4 +286,51 @@ fn connection_reuse_closes_connections_after_the_drawn_number_of_calls() {
     assert!((10..=20).contains(&sockets), "{sockets} sockets: {v}");
     // The app saw both runs' sockets and the stats request's own connection.
     assert_eq!(app.stats()["connections_total"], 3 + sockets + 1);
+}
+
+/// The UUIDs (8-4-4-4-12 lowercase hex) in `text`, in order.
+fn uuids(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let shape = |w: &[u8]| {
+        w.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
+    };
+    (0..b.len().saturating_sub(35))
+        .filter(|&i| shape(&b[i..i + 36]))
+        .map(|i| text[i..i + 36].to_owned())
+        .collect()
+}
+
+#[test]
+fn uuid_tokens_become_a_new_uuid_per_request_and_occurrence() {
+    for client in [&[][..], &["-stdclient"][..]] {
+        const OK: Option<&[u8]> = Some(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let (addr, requests) = recording(&[OK, OK, OK]);
+        let target = url(addr, "/item/{uuid}?trace={uuid}");
+        let mut extra = vec!["-payload", "{\"id\":\"{uuid}\"}"];
+        extra.extend_from_slice(client);
+        let (v, stderr) = calls(1, 3, &extra, &target);
+        assert_eq!(code(&v, "200"), 3, "{client:?}: {v}\n{stderr}");
+        let requests = requests.lock().expect("requests").clone();
+        assert_eq!(requests.len(), 3, "{requests:?}");
+        let mut seen = Vec::new();
+        for r in &requests {
+            assert!(r.starts_with("POST /item/"), "{r}");
+            assert!(!r.contains("{uuid}"), "{r}");
+            let found = uuids(r);
+            assert_eq!(found.len(), 3, "path, query and body: {r}");
+            // The body's length was announced right.
+            let body = r.split("\r\n\r\n").nth(1).unwrap_or_default();
+            assert_eq!(body, format!("{{\"id\":\"{}\"}}", found[2]), "{r}");
+            seen.extend(found);
+        }
+        let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            9,
+            "{client:?}: every UUID differs: {seen:?}"
+        );
+    }
 }
