@@ -32,6 +32,9 @@ const VALUE_FLAGS: &[&str] = &[
     "abort-on",
     "resolve",
     "connection-reuse",
+    "cacert",
+    "cert",
+    "key",
     "loglevel",
     "runid",
     "gomaxprocs",
@@ -48,6 +51,8 @@ const BOOL_FLAGS: &[&str] = &[
     "allow-initial-errors",
     "h2",
     "stdclient",
+    "k",
+    "https-insecure",
     "http1.0",
     "quiet",
 ];
@@ -135,6 +140,21 @@ pub struct Flags {
     /// Abort the run when a response has this status (-1 = socket errors)
     #[arg(long = "abort-on", value_name = "CODE", default_value = "0")]
     pub abort_on: String,
+    /// https: trust the CA certificates in this PEM file instead of Mozilla's roots
+    #[arg(long = "cacert", value_name = "FILE", default_value = "")]
+    pub cacert: String,
+    /// https: client certificate (PEM) for mTLS, with -key
+    #[arg(long = "cert", value_name = "FILE", default_value = "")]
+    pub cert: String,
+    /// https: client private key (PEM) for mTLS, with -cert
+    #[arg(long = "key", value_name = "FILE", default_value = "")]
+    pub key: String,
+    /// https: accept any server certificate (same as -https-insecure)
+    #[arg(long = "k", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub k: String,
+    /// https: accept any server certificate
+    #[arg(long = "https-insecure", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub https_insecure: String,
     /// Connect to this IP instead of resolving the URL's host (which stays in the Host header)
     #[arg(long = "resolve", value_name = "IP", default_value = "")]
     pub resolve: String,

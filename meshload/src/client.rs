@@ -60,6 +60,7 @@ pub struct Client {
     addr: SocketAddr,
     h2: bool,
     stdclient: bool,
+    tls: Option<crate::tls::Tls>,
     keepalive: bool,
     timeout: Duration,
     conn: Option<Conn>,
@@ -87,6 +88,7 @@ impl Client {
             addr,
             h2: cfg.h2,
             stdclient: cfg.stdclient,
+            tls: cfg.tls.clone(),
             keepalive: cfg.keepalive,
             timeout: cfg.timeout,
             conn: None,
@@ -168,12 +170,16 @@ impl Client {
                     let t0 = Instant::now();
                     let c = if self.stdclient {
                         Conn::Std(
-                            stdclient::connect(self.addr, self.h2)
+                            stdclient::connect(self.addr, self.h2, self.tls.as_ref())
                                 .await
                                 .map_err(|_| ())?,
                         )
                     } else {
-                        Conn::Fast(fast::connect(self.addr).await.map_err(|_| ())?)
+                        Conn::Fast(
+                            fast::connect(self.addr, self.tls.as_ref())
+                                .await
+                                .map_err(|_| ())?,
+                        )
                     };
                     on_connect.record(t0.elapsed().as_secs_f64());
                     self.sockets += 1;

@@ -88,6 +88,8 @@ pub struct Config {
     pub allow_initial_errors: bool,
     /// `-abort-on` (0 = never).
     pub abort_on: i32,
+    /// TLS settings for an `https://` URL.
+    pub tls: Option<crate::tls::Tls>,
     /// `-resolve`: the address to connect to instead of resolving `host`.
     pub resolve: Option<std::net::IpAddr>,
     /// `-connection-reuse MIN:MAX`: calls per connection before it is closed (`None` =
@@ -230,16 +232,11 @@ fn url(raw: &str, warnings: &mut Vec<String>) -> Result<(String, Uri, String, u1
         .map_err(|e: http::uri::InvalidUri| UsageError::new(what(), e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
-        Some("https") => {
-            return Err(UsageError::new(
-                what(),
-                "https is not supported yet (meshload speaks plain HTTP/1.x and h2c)",
-            ))
-        }
+        Some("https") => {}
         Some(other) => {
             return Err(UsageError::new(
                 what(),
-                format!("unsupported scheme {other:?} (only http)"),
+                format!("unsupported scheme {other:?} (http or https)"),
             ))
         }
         None => return Err(UsageError::new(what(), "missing scheme")),
@@ -252,7 +249,13 @@ fn url(raw: &str, warnings: &mut Vec<String>) -> Result<(String, Uri, String, u1
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
     Ok((url, uri, host, port))
 }
 
@@ -318,6 +321,12 @@ impl Config {
             ),
         };
         let connection_reuse = reuse_range(&f.connection_reuse)?;
+        let tls_flags = crate::tls::TlsFlags {
+            insecure: go_bool("k", &f.k)? || go_bool("https-insecure", &f.https_insecure)?,
+            cacert: f.cacert.clone(),
+            cert: f.cert.clone(),
+            key: f.key.clone(),
+        };
         let abort_on = int("abort-on", &f.abort_on)?;
         let abort_on =
             i32::try_from(abort_on).map_err(|_| bad("abort-on", &f.abort_on, "out of range"))?;
@@ -415,6 +424,11 @@ impl Config {
         if h2 && http10 {
             return Err(UsageError::new("-h2 -http1.0", "choose one protocol"));
         }
+        let tls = if uri.scheme_str() == Some("https") {
+            Some(crate::tls::Tls::new(tls_flags, &host, h2)?)
+        } else {
+            None
+        };
 
         Ok(Config {
             url,
@@ -439,6 +453,7 @@ impl Config {
             nocatchup: go_bool("nocatchup", &f.nocatchup)?,
             allow_initial_errors: go_bool("allow-initial-errors", &f.allow_initial_errors)?,
             abort_on,
+            tls,
             resolve,
             connection_reuse,
             percentiles: percentiles(&f.percentiles)?,
@@ -512,7 +527,11 @@ mod tests {
         assert!(cfg(&["-p", "100", "http://h/"]).is_err());
         assert!(cfg(&["-payload-file", "/nonexistent/x", "http://h/"]).is_err());
         assert!(cfg(&["http://"]).is_err());
-        assert!(cfg(&["https://h/"]).is_err());
+        assert!(cfg(&["ftp://h/"]).is_err());
+        let c = cfg(&["https://h/"]).expect("https");
+        assert_eq!(c.port, 443);
+        assert!(c.tls.is_some());
+        assert!(cfg(&["-cert", "/nonexistent", "https://h/"]).is_err());
         assert!(cfg(&["-keepalive=maybe", "http://h/"]).is_err());
         let c = cfg(&[
             "-connection-reuse",

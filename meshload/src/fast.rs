@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::client::{Failure, Reply};
+use crate::tls::Tls;
 
 /// Initial read buffer per connection (fortio's `-httpbufferkb` is 128 KiB; bodies are streamed
 /// through this buffer, so only a response head must fit).
@@ -44,9 +46,43 @@ struct Head {
     close: bool,
 }
 
+/// The socket: plain TCP, or TLS for `https://`.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    /// Writes what the socket takes now without waiting (plain TCP only; 0 for TLS, whose
+    /// records are written by [`Stream::write_all`]).
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.try_write(buf),
+            Stream::Tls(_) => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
 /// One HTTP/1.x connection.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -54,10 +90,16 @@ pub struct Conn {
     closed: bool,
 }
 
-/// Opens a TCP connection with TCP_NODELAY.
-pub async fn connect(addr: SocketAddr) -> io::Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+/// Opens a TCP connection with TCP_NODELAY, and with `tls` performs the TLS handshake.
+pub async fn connect(addr: SocketAddr, tls: Option<&Tls>) -> io::Result<Conn> {
+    let stream = match tls {
+        Some(tls) => Stream::Tls(Box::new(tls.connect(addr).await?)),
+        None => {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Stream::Plain(tcp)
+        }
+    };
     Ok(Conn {
         stream,
         buf: vec![0; INITIAL_BUF],

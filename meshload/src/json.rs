@@ -278,6 +278,11 @@ fn base64(data: &[u8]) -> String {
 /// The whole fortio result document.
 pub fn fortio_result(r: &RunResult) -> String {
     let cfg = &r.cfg;
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| t.flags.clone())
+        .unwrap_or_default();
     let st = &r.stats;
     let requested_qps = if cfg.qps <= 0.0 {
         "max".to_owned()
@@ -344,11 +349,11 @@ pub fn fortio_result(r: &RunResult) -> String {
         ("ID", J::Str(run_id(r.start_time, cfg.runid, &cfg.labels))),
         ("RetCodes", J::Obj(codes)),
         ("IPCountMap", ips),
-        ("Insecure", J::Bool(false)),
-        ("MTLS", J::Bool(false)),
-        ("CACert", s("")),
-        ("Cert", s("")),
-        ("Key", s("")),
+        ("Insecure", J::Bool(tls.insecure)),
+        ("MTLS", J::Bool(!tls.cert.is_empty())),
+        ("CACert", s(&tls.cacert)),
+        ("Cert", s(&tls.cert)),
+        ("Key", s(&tls.key)),
         ("UnixDomainSocket", s("")),
         ("URL", s(&cfg.url)),
         ("NumConnections", J::Int(1)),

@@ -30,6 +30,7 @@ pub mod run;
 pub mod stats;
 pub mod stdclient;
 pub mod summary;
+pub mod tls;
 pub mod worker;
 
 pub use config::Config;

@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::client::{Failure, Reply};
+use crate::tls::Tls;
 
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
@@ -32,11 +33,27 @@ pub struct Conn {
     driver: Option<Driver>,
 }
 
-/// Opens a TCP connection (no delay) and performs the HTTP handshake.
-pub async fn connect(addr: SocketAddr, h2: bool) -> std::io::Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let io = TokioIo::new(stream);
+/// Opens a TCP connection (no delay), with `tls` the TLS handshake, and the HTTP handshake:
+/// HTTP/2 with `h2` (over TLS only when ALPN agreed on it, else HTTP/1.1), HTTP/1.1 otherwise.
+pub async fn connect(addr: SocketAddr, h2: bool, tls: Option<&Tls>) -> std::io::Result<Conn> {
+    match tls {
+        Some(tls) => {
+            let stream = tls.connect(addr).await?;
+            let h2 = h2 && stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            handshake(TokioIo::new(stream), h2).await
+        }
+        None => {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            handshake(TokioIo::new(stream), h2).await
+        }
+    }
+}
+
+async fn handshake<IO>(io: IO, h2: bool) -> std::io::Result<Conn>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let (sender, driver): (Sender, Driver) = if h2 {
         let (s, c) = http2::Builder::new(TokioExecutor::new())
             .handshake(io)

@@ -46,6 +46,54 @@ struct Args {
     /// Sleep this many milliseconds before every answer (added to ?sleep=).
     #[arg(long, default_value_t = 0)]
     sleep_ms: u64,
+    /// Serve HTTPS (HTTP/1.1 and h2 by ALPN) with this PEM certificate chain (needs --tls-key);
+    /// plain HTTP on the same port keeps working.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// With --tls-cert: require client certificates signed by a CA in this PEM file (mTLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
+}
+
+/// The TLS acceptor for --tls-cert/--tls-key (and --tls-client-ca).
+fn tls_acceptor(args: &Args) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let certs = |path: &std::path::Path| -> anyhow::Result<Vec<CertificateDer<'static>>> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("--tls-cert/--tls-client-ca {}", path.display()))
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &args.tls_client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c)?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("--tls-key {}", key.display()))?;
+    let mut config = builder.with_single_cert(certs(cert)?, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        config,
+    ))))
 }
 
 #[derive(Default)]
@@ -158,6 +206,13 @@ async fn handle(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
+    let tls = match tls_acceptor(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("demo-app: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let listener = match TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -180,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
         let args = args.clone();
         let counters = counters.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let conns = counters.clone();
             conns.connections_total.fetch_add(1, Ordering::SeqCst);
@@ -188,7 +244,23 @@ async fn main() -> anyhow::Result<()> {
             // HTTP/1.x, or h2c when the client opens with HTTP/2's preface (prior knowledge).
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new());
-            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            // With TLS configured, a connection whose first byte opens a TLS record (0x16,
+            // handshake) gets TLS; anything else is served plain, so /_demo/stats stays
+            // reachable with any HTTP client.
+            let mut first = [0u8; 1];
+            let is_tls =
+                tls.is_some() && matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+            match tls.filter(|_| is_tls) {
+                Some(tls) => {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
     }
 }
