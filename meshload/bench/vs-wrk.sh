@@ -11,6 +11,7 @@
 #   cargo build --release -p meshload -p mesh-examples --bins
 #   meshload/bench/vs-wrk.sh                      # defaults: C="4 16 64" D=5 ROUNDS=5
 #   C=16 D=10 ROUNDS=9 meshload/bench/vs-wrk.sh
+#   TLS=1 C=16 meshload/bench/vs-wrk.sh           # https (a throwaway certificate made by openssl)
 #
 # Env: C (connection counts, space-separated), D (seconds per tool and round), ROUNDS, TARGET_DIR
 # (cargo target dir, default $CARGO_TARGET_DIR or ./target). Every tool sends meshload's request:
@@ -28,7 +29,18 @@ for b in meshload demo-app; do
 done
 
 tmp=$(mktemp -d)
-"$REL/demo-app" --color bench --listen 127.0.0.1:0 >"$tmp/demo.out" 2>"$tmp/demo.err" &
+scheme=http
+tls_app=()
+tls_load=()
+if [[ -n "${TLS:-}" ]]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 1 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null ||
+    { echo "vs-wrk: TLS=1 needs openssl to make a certificate" >&2; exit 2; }
+  scheme=https
+  tls_app=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+  tls_load=(-k) # wrk does not verify certificates either
+fi
+"$REL/demo-app" --color bench --listen 127.0.0.1:0 "${tls_app[@]}" >"$tmp/demo.out" 2>"$tmp/demo.err" &
 demo=$!
 trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
@@ -37,14 +49,14 @@ for _ in $(seq 100); do
 done
 addr=$(sed -n 's/^listening on //p' "$tmp/demo.out")
 [[ -n "$addr" ]] || { echo "vs-wrk: demo-app : did not start" >&2; exit 1; }
-url="http://$addr/"
+url="$scheme://$addr/"
 threads=$(nproc)
 echo "upstream $url (demo-app, release), connections {$C}, ${D}s per tool, $ROUNDS rounds, $threads cores"
 
 ua="User-Agent: meshload/$("$REL/meshload" --version | awk '{print $2}')"
 run_wrk() { wrk -t"$threads" -c"$1" -d"${D}s" -H "$ua" "$url" | awk '/^Requests\/sec:/ {print $2}'; }
 run_meshload() {
-  "$REL/meshload" -qps 0 -c "$1" -t "${D}s" -loglevel Error -o json "$url" 2>/dev/null |
+  "$REL/meshload" -qps 0 -c "$1" -t "${D}s" -loglevel Error -o json "${tls_load[@]}" "$url" 2>/dev/null |
     sed -n 's/^  "qps": \(.*\),$/\1/p'
 }
 run_oha() { oha --no-tui -c "$1" -z "${D}s" -H "$ua" "$url" | awk '/Requests\/sec:/ {print $2}'; }

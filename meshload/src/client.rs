@@ -75,6 +75,8 @@ pub struct Client {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Successful connects (fortio's socket count).
     pub sockets: u64,
+    /// Why the first failed connect (TCP or TLS) failed, until taken.
+    pub connect_error: Option<String>,
 }
 
 /// Result of one call: a reply, or a transport error (fortio code -1).
@@ -99,6 +101,7 @@ impl Client {
             rng: 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1,
             timer: None,
             sockets: 0,
+            connect_error: None,
         }
     }
 
@@ -168,18 +171,23 @@ impl Client {
                 Some(c) => c,
                 None => {
                     let t0 = Instant::now();
-                    let c = if self.stdclient {
-                        Conn::Std(
-                            stdclient::connect(self.addr, self.h2, self.tls.as_ref())
-                                .await
-                                .map_err(|_| ())?,
-                        )
+                    let opened = if self.stdclient {
+                        stdclient::connect(self.addr, self.h2, self.tls.as_ref())
+                            .await
+                            .map(Conn::Std)
                     } else {
-                        Conn::Fast(
-                            fast::connect(self.addr, self.tls.as_ref())
-                                .await
-                                .map_err(|_| ())?,
-                        )
+                        fast::connect(self.addr, self.tls.as_ref())
+                            .await
+                            .map(Conn::Fast)
+                    };
+                    let c = match opened {
+                        Ok(c) => c,
+                        Err(e) => {
+                            if self.connect_error.is_none() {
+                                self.connect_error = Some(e.to_string());
+                            }
+                            return Err(());
+                        }
                     };
                     on_connect.record(t0.elapsed().as_secs_f64());
                     self.sockets += 1;

@@ -165,6 +165,7 @@ async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResu
         stop: AtomicBool::new(false),
         stop_tx,
         aborted: AtomicBool::new(false),
+        connect_error_logged: AtomicBool::new(false),
         slots: (0..plan.threads).map(|_| Slot::default()).collect(),
         plan: plan.clone(),
     });

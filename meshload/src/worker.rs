@@ -41,6 +41,8 @@ pub struct Shared {
     pub stop_tx: watch::Sender<bool>,
     /// Set when `-abort-on` matched.
     pub aborted: AtomicBool,
+    /// Set once the first connect failure has been logged.
+    pub connect_error_logged: AtomicBool,
     /// One progress slot per connection.
     pub slots: Vec<Slot>,
 }
@@ -166,6 +168,21 @@ impl Worker {
         let connect = &mut self.stats.connect;
         let r = self.client.call(sent, &self.shared.template, connect).await;
         self.stats.sockets = self.client.sockets;
+        if let Some(why) = self.client.connect_error.take() {
+            // The first connect failure of the run is worth one line: a -1 count alone does
+            // not say "refused" from "certificate not trusted".
+            if !self
+                .shared
+                .connect_error_logged
+                .swap(true, Ordering::Relaxed)
+            {
+                crate::run::log(
+                    &self.shared.cfg,
+                    crate::config::LogLevel::Warning,
+                    &format!("Unable to connect to {} : {why}", self.shared.cfg.url),
+                );
+            }
+        }
         r
     }
 

@@ -245,6 +245,14 @@ fn refused_connection_is_code_minus_one() {
     let u = format!("http://{}/", refused_addr());
     let r = meshload_ok(&["-c", "2", "-qps", "0", "-n", "6", &u]);
     assert_line(&r.stderr, "Code  -1 : 6 (100.0 %)");
+    // One line says why, once per run.
+    let why: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("[WRN] Unable to connect to "))
+        .collect();
+    assert_eq!(why.len(), 1, "{}", r.stderr);
+    assert!(why[0].contains("refused"), "{}", why[0]);
     assert_line(
         &r.stderr,
         "Sockets used: 0 (for perfect keepalive, would be 2)",

@@ -117,6 +117,11 @@ fn certificates_are_checked_unless_insecure() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr.contains("Unable to connect to") && r.stderr.contains("certificate"),
+        "{}",
+        r.stderr
+    );
 
     for flag in ["-k", "-https-insecure"] {
         let v = json_ok(&["-c", "1", "-n", "3", flag, &url]);
