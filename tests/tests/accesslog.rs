@@ -1,0 +1,95 @@
+//! A stuck access log never slows or fails requests: meshd queues lines off the request path,
+//! and when the queue is full it drops them and counts the drops.
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mesh_tests::{bin, run_bounded, walkthrough_config, DemoApp, Meshd};
+
+#[test]
+fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
+    let app = DemoApp::start("green", &[]);
+    let (dir, config) = walkthrough_config();
+
+    // Green logs into a FIFO that is open for reading but never read: once the pipe's buffer is
+    // full, meshd's log writer blocks for good.
+    let fifo = dir.path().join("stuck.log");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let node = config.join("vn-green.json");
+    let text = std::fs::read_to_string(&node).expect("read vn-green.json");
+    let log = dir.path().join("access.log");
+    let text = text.replace(&log.display().to_string(), &fifo.display().to_string());
+    std::fs::write(&node, text).expect("write vn-green.json");
+    // Opening a FIFO for reading waits for its writer (meshd), so it happens on a thread that
+    // hands the open end back; the test holds it, unread, until it ends.
+    let (tx, rx) = mpsc::channel();
+    let reader_path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::File::open(reader_path));
+    });
+
+    let app_arg = format!("green={}", app.addr);
+    let meshd = Meshd::start(
+        &config,
+        &[
+            "--node",
+            "green",
+            "--listen",
+            "green=127.0.0.1:0",
+            "--app",
+            &app_arg,
+        ],
+    );
+    let _reader = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("meshd opened the FIFO")
+        .expect("open the FIFO for reading");
+
+    // More requests than the queue (8192 lines) and the pipe buffer hold.
+    let url = format!("http://{}/", meshd.listener("green-ingress"));
+    let mut load = Command::new(bin("meshload"));
+    load.args([
+        "-c",
+        "8",
+        "-qps",
+        "0",
+        "-n",
+        "12000",
+        "-loglevel",
+        "Warning",
+        &url,
+    ]);
+    let r = run_bounded(load, "meshload -n 12000 through green");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.lines().any(|l| l == "Code 200 : 12000 (100.0 %)"),
+        "every request succeeds while the log is stuck:\n{}",
+        r.stderr
+    );
+
+    let stats = meshd.stats();
+    let stat = |suffix: &str| {
+        stats
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with("access_log.") && k.contains("stuck") && k.ends_with(suffix)
+            })
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no access_log.*stuck*{suffix} in {stats:?}"))
+    };
+    let (dropped, written) = (stat(".dropped_lines"), stat(".written_lines"));
+    // At most the queue, one batch and what the pipe took can be anywhere but dropped.
+    assert!(
+        dropped >= 12000 - 8192 - 64 - 1000,
+        "dropped {dropped}, written {written}"
+    );
+    assert!(
+        dropped + written <= 12000,
+        "dropped {dropped}, written {written}"
+    );
+}
