@@ -373,16 +373,34 @@ pub struct Writer {
 impl Writer {
     /// Opens `path` for appending and starts the task that writes to it. `capacity` bounds the
     /// queue of records not yet written. Must be called inside a tokio runtime.
+    ///
+    /// A regular file (or `/dev/stdout`) is opened here, so a bad path is an error of the
+    /// configuration. A named pipe (FIFO) is opened by the writer task instead: opening one for
+    /// writing waits for its reader, and that wait must hold up neither the caller (a reload,
+    /// meshd's startup) nor requests; lines queue meanwhile and are dropped beyond `capacity`.
     pub fn open(path: PathBuf, format: Format, capacity: usize) -> std::io::Result<Writer> {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)?;
+        use std::os::unix::fs::FileTypeExt;
+        let open = |path: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+        };
+        let is_fifo = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo());
+        let file = if is_fifo { None } else { Some(open(&path)?) };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(capacity);
         let stats = Arc::new(WriterStats::default());
         let task_stats = stats.clone();
+        let task_path = path.clone();
         tokio::task::spawn_blocking(move || {
+            let mut file = match file.map_or_else(|| open(&task_path), Ok) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %task_path.display(), error = %e, "access log cannot be opened; its lines are lost");
+                    None
+                }
+            };
             let mut line = String::with_capacity(512);
             let mut batch = Vec::with_capacity(16);
             while rx.blocking_recv_many(&mut batch, 64) > 0 {
@@ -391,9 +409,15 @@ impl Writer {
                     format.render(&r, &mut line);
                 }
                 let n = line.lines().count() as u64;
-                match file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
-                    Ok(()) => task_stats.written.add(n),
-                    Err(_) => task_stats.write_errors.add(n),
+                let written = file.as_mut().is_some_and(|f| {
+                    f.write_all(line.as_bytes())
+                        .and_then(|()| f.flush())
+                        .is_ok()
+                });
+                if written {
+                    task_stats.written.add(n);
+                } else {
+                    task_stats.write_errors.add(n);
                 }
             }
         });

@@ -93,3 +93,74 @@ fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
         "dropped {dropped}, written {written}"
     );
 }
+
+#[test]
+fn a_fifo_log_without_a_reader_holds_up_nothing_and_its_reader_gets_the_lines() {
+    let app = DemoApp::start("green", &[]);
+    let (dir, config) = walkthrough_config();
+    let fifo = dir.path().join("later.log");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let node = config.join("vn-green.json");
+    let text = std::fs::read_to_string(&node).expect("read vn-green.json");
+    let log = dir.path().join("access.log");
+    let text = text.replace(&log.display().to_string(), &fifo.display().to_string());
+    std::fs::write(&node, text).expect("write vn-green.json");
+
+    // No reader yet: meshd must still become ready and serve.
+    let app_arg = format!("green={}", app.addr);
+    let meshd = Meshd::start(
+        &config,
+        &[
+            "--node",
+            "green",
+            "--listen",
+            "green=127.0.0.1:0",
+            "--app",
+            &app_arg,
+        ],
+    );
+    let url = format!("http://{}/", meshd.listener("green-ingress"));
+    let mut load = Command::new(bin("meshload"));
+    load.args([
+        "-c",
+        "2",
+        "-qps",
+        "0",
+        "-n",
+        "20",
+        "-loglevel",
+        "Warning",
+        &url,
+    ]);
+    let r = run_bounded(load, "meshload -n 20 through green");
+    assert!(
+        r.stderr.lines().any(|l| l == "Code 200 : 20 (100.0 %)"),
+        "{}",
+        r.stderr
+    );
+
+    // A reader arrives: the queued lines reach it.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let Ok(file) = std::fs::File::open(&fifo) else {
+            return;
+        };
+        for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    for i in 0..20 {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("access log line {i} of 20 did not arrive"));
+        assert!(line.contains("\"GET / HTTP/1.1\" 200"), "{line}");
+    }
+    drop(meshd);
+}
