@@ -5,13 +5,15 @@
 //! [`Writer`] takes records through a bounded queue, so logging never blocks a request: when the
 //! queue is full the line is dropped and counted.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::stats::Counter;
+
+mod template;
+pub use template::Template;
 
 /// Envoy's response flags that meshd sets, in Envoy's enum order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,13 +205,7 @@ pub enum Format {
 /// Envoy's default access-log format string.
 pub const DEFAULT_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
 
-enum Value<'a> {
-    Str(std::borrow::Cow<'a, str>),
-    Num(u64),
-    Missing,
-}
-
-fn protocol(v: http::Version) -> &'static str {
+pub(crate) fn protocol(v: http::Version) -> &'static str {
     match v {
         http::Version::HTTP_10 => "HTTP/1.0",
         http::Version::HTTP_2 => "HTTP/2",
@@ -218,134 +214,17 @@ fn protocol(v: http::Version) -> &'static str {
     }
 }
 
-fn operator<'a>(r: &'a Record, op: &str) -> Value<'a> {
-    use std::borrow::Cow;
-    let opt = |s: &'a Option<String>| match s {
-        Some(s) if !s.is_empty() => Value::Str(Cow::Borrowed(s.as_str())),
-        _ => Value::Missing,
-    };
-    match op {
-        "START_TIME" => Value::Str(Cow::Owned(
-            humantime::format_rfc3339_millis(r.start_time).to_string(),
-        )),
-        "PROTOCOL" => Value::Str(Cow::Borrowed(protocol(r.version))),
-        "RESPONSE_CODE" => Value::Num(u64::from(r.code)),
-        "RESPONSE_FLAGS" => {
-            let mut s = String::new();
-            r.flags.write_short(&mut s);
-            Value::Str(Cow::Owned(s))
-        }
-        "RESPONSE_CODE_DETAILS" => Value::Str(Cow::Borrowed(r.details)),
-        "BYTES_RECEIVED" => Value::Num(r.bytes_received),
-        "BYTES_SENT" => Value::Num(r.bytes_sent),
-        "DURATION" => Value::Num(r.duration_ms),
-        "UPSTREAM_HOST" => match r.upstream_host {
-            Some(a) => Value::Str(Cow::Owned(a.to_string())),
-            None => Value::Missing,
-        },
-        "UPSTREAM_CLUSTER" => match &r.upstream_cluster {
-            Some(c) => Value::Str(Cow::Borrowed(c)),
-            None => Value::Missing,
-        },
-        _ => {
-            if let Some(h) = op.strip_prefix("REQ(").and_then(|s| s.strip_suffix(')')) {
-                // `A?B`: A, or B when A is absent.
-                let first = h.split('?').next().unwrap_or(h);
-                let pick = |name: &str| -> Value<'a> {
-                    match name.to_ascii_lowercase().as_str() {
-                        ":method" => Value::Str(Cow::Borrowed(r.method.as_str())),
-                        ":path" => Value::Str(Cow::Borrowed(r.path.as_str())),
-                        ":authority" | "host" => opt(&r.authority),
-                        "x-forwarded-for" => opt(&r.x_forwarded_for),
-                        "user-agent" => opt(&r.user_agent),
-                        "x-request-id" => opt(&r.request_id),
-                        _ => Value::Missing,
-                    }
-                };
-                match pick(first) {
-                    Value::Missing => h.split('?').nth(1).map_or(Value::Missing, pick),
-                    v => v,
-                }
-            } else if let Some(h) = op.strip_prefix("RESP(").and_then(|s| s.strip_suffix(')')) {
-                if h.eq_ignore_ascii_case("x-envoy-upstream-service-time") {
-                    r.upstream_service_time.map_or(Value::Missing, Value::Num)
-                } else {
-                    Value::Missing
-                }
-            } else {
-                Value::Missing
-            }
-        }
-    }
-}
-
 /// Renders `fmt` (an Envoy format string) for `r` into `out`; unknown or absent values print `-`.
+/// Compiles the format each time: a writer compiles its [`Template`] once instead.
 pub fn render_text(fmt: &str, r: &Record, out: &mut String) {
-    let mut rest = fmt;
-    while let Some(start) = rest.find('%') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        match after.find('%') {
-            Some(end) if end > 0 => {
-                match operator(r, &after[..end]) {
-                    Value::Str(s) => out.push_str(&s),
-                    Value::Num(n) => {
-                        let _ = write!(out, "{n}");
-                    }
-                    Value::Missing => out.push('-'),
-                }
-                rest = &after[end + 1..];
-            }
-            Some(_) => {
-                out.push('%'); // "%%" is a literal percent
-                rest = &after[1..];
-            }
-            None => {
-                out.push('%');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
+    Template::text(fmt).render(r, out);
 }
 
 impl Format {
-    /// Renders one line (with its trailing newline) for `r` into `out`.
+    /// Renders one line (with its trailing newline) for `r` into `out`. Compiles the format
+    /// each time: a writer compiles its [`Template`] once instead.
     pub fn render(&self, r: &Record, out: &mut String) {
-        match self {
-            Format::Default => render_text(DEFAULT_FORMAT, r, out),
-            Format::Text(f) => {
-                render_text(f, r, out);
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
-            Format::Json(pairs) => {
-                let mut obj = serde_json::Map::new();
-                for (k, v) in pairs {
-                    let trimmed = v.trim();
-                    // A value that is exactly one operator keeps its type (numbers as numbers).
-                    let whole = trimmed.len() > 2
-                        && trimmed.starts_with('%')
-                        && trimmed.ends_with('%')
-                        && !trimmed[1..trimmed.len() - 1].contains('%');
-                    let value = if whole {
-                        match operator(r, &trimmed[1..trimmed.len() - 1]) {
-                            Value::Num(n) => serde_json::Value::from(n),
-                            Value::Str(s) => serde_json::Value::from(s.into_owned()),
-                            Value::Missing => serde_json::Value::Null,
-                        }
-                    } else {
-                        let mut s = String::new();
-                        render_text(v, r, &mut s);
-                        serde_json::Value::from(s)
-                    };
-                    obj.insert(k.clone(), value);
-                }
-                out.push_str(&serde_json::Value::Object(obj).to_string());
-                out.push('\n');
-            }
-        }
+        Template::new(self).render(r, out);
     }
 }
 
@@ -393,6 +272,7 @@ impl Writer {
         let stats = Arc::new(WriterStats::default());
         let task_stats = stats.clone();
         let task_path = path.clone();
+        let template = Template::new(&format);
         tokio::task::spawn_blocking(move || {
             let mut file = match file.map_or_else(|| open(&task_path), Ok) {
                 Ok(f) => Some(f),
@@ -406,7 +286,7 @@ impl Writer {
             while rx.blocking_recv_many(&mut batch, 64) > 0 {
                 line.clear();
                 for r in batch.drain(..) {
-                    format.render(&r, &mut line);
+                    template.render(&r, &mut line);
                 }
                 let n = line.lines().count() as u64;
                 let written = file.as_mut().is_some_and(|f| {
