@@ -343,6 +343,28 @@ fn malformed_and_oversized_requests_get_400_and_431() {
 }
 
 #[test]
+fn hop_by_hop_headers_stop_at_meshd_and_envoy_headers_are_added() {
+    let w = Walkthrough::start();
+    let addr = w.meshd.listener("green-ingress").to_string();
+    let seen = raw(
+        &addr,
+        b"GET /?headers=1 HTTP/1.1\r\nhost: green\r\nproxy-connection: keep-alive\r\nkeep-alive: 5\r\nte: trailers\r\nx-keep: 1\r\nx-forwarded-for: 10.0.0.9\r\nconnection: close\r\n\r\n",
+    );
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    let body = seen.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let names: Vec<&str> = body.lines().filter_map(|l| l.split(": ").next()).collect();
+    for gone in ["proxy-connection", "keep-alive", "te", "upgrade", "trailer"] {
+        assert!(!names.contains(&gone), "{gone} reached the app:\n{body}");
+    }
+    assert!(body.contains("x-keep: 1\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 10.0.0.9, 127.0.0.1\n"),
+        "{body}"
+    );
+    assert!(names.contains(&"x-request-id"), "{body}");
+}
+
+#[test]
 fn proxied_requests_carry_envoy_headers_and_bodies_stream_both_ways() {
     let w = Walkthrough::start();
     let body = "x".repeat(256 * 1024);

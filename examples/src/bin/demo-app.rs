@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 #[command(
     name = "demo-app",
     version,
-    after_help = "Query parameters on any path:\n  sleep=MS     wait MS milliseconds before answering\n  status=CODE  answer with this status\n  size=N       answer with N bytes instead of the color\n  echo=1       stream the request body back\n\nExamples:\n  demo-app --color green --listen 127.0.0.1:8080\n  curl '127.0.0.1:8080/?sleep=500&status=503'\n  curl 127.0.0.1:8080/_demo/stats"
+    after_help = "Query parameters on any path:\n  sleep=MS     wait MS milliseconds before answering\n  status=CODE  answer with this status\n  size=N       answer with N bytes instead of the color\n  echo=1       stream the request body back\n  headers=1    answer with the request headers it received, one per line\n\nExamples:\n  demo-app --color green --listen 127.0.0.1:8080\n  curl '127.0.0.1:8080/?sleep=500&status=503'\n  curl 127.0.0.1:8080/_demo/stats"
 )]
 struct Args {
     /// Color (text) served on every path.
@@ -187,6 +187,15 @@ async fn handle(
     }
     let body = if query_param(&query, "echo").is_some() {
         req.into_body().boxed()
+    } else if query_param(&query, "headers").is_some() {
+        let mut text = String::new();
+        for (k, v) in req.headers() {
+            text.push_str(k.as_str());
+            text.push_str(": ");
+            text.push_str(&String::from_utf8_lossy(v.as_bytes()));
+            text.push('\n');
+        }
+        full(text)
     } else if let Some(size) = query_param(&query, "size").and_then(|v| v.parse::<usize>().ok()) {
         full(vec![b'x'; size])
     } else {
