@@ -129,8 +129,9 @@ pub async fn handle(
     }
 
     if !parts.headers.contains_key(&X_REQUEST_ID) {
-        let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        if let Ok(v) = HeaderValue::from_str(&id) {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        if let Ok(v) = HeaderValue::from_str(id) {
             parts.headers.insert(X_REQUEST_ID.clone(), v);
         }
     }
@@ -148,13 +149,19 @@ pub async fn handle(
     }
     strip_hop_by_hop(&mut parts.headers);
 
+    // The strings a log line needs are copied only for a listener that logs.
+    let logging = table.log.is_some();
     let record = Record {
         start_time: SystemTime::now(),
         method: parts.method.clone(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        path: if logging {
+            parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+        } else {
+            String::new()
+        },
         version: parts.version,
         code: 0,
         flags: Flags::default(),
@@ -162,11 +169,19 @@ pub async fn handle(
         bytes_sent: 0,
         duration_ms: 0,
         upstream_service_time: None,
-        x_forwarded_for: Some(xff),
-        user_agent: header_string(&parts, &http::header::USER_AGENT),
-        request_id: header_string(&parts, &X_REQUEST_ID),
-        authority: header_string(&parts, &http::header::HOST)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string())),
+        x_forwarded_for: logging.then_some(xff),
+        user_agent: logging
+            .then(|| header_string(&parts, &http::header::USER_AGENT))
+            .flatten(),
+        request_id: logging
+            .then(|| header_string(&parts, &X_REQUEST_ID))
+            .flatten(),
+        authority: logging
+            .then(|| {
+                header_string(&parts, &http::header::HOST)
+                    .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            })
+            .flatten(),
         upstream_host: None,
         upstream_cluster: None,
         details: "via_upstream",

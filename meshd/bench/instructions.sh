@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Instructions meshd executes per proxied request, counted by callgrind: exact and repeatable
+# whatever else the machine does, so a change to the request path can be measured on a shared
+# host where timings swing. Green node of the walkthrough in front of a release demo-app;
+# meshload sends N1 then N2 requests in two runs and the difference is divided by N2-N1, which
+# removes startup and shutdown.
+#
+#   cargo build --release -p meshd -p meshload -p mesh-examples --bins
+#   meshd/bench/instructions.sh              # green logs to a file (the walkthrough)
+#   NOLOG=1 meshd/bench/instructions.sh      # green without an access log
+#
+# Needs valgrind and curl. Env: N1 (default 1000), N2 (5000), TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}
+R="$TARGET_DIR/release"
+N1=${N1:-1000}
+N2=${N2:-5000}
+
+run() { # N -> instructions collected by meshd
+  local W app m admin lis
+  W=$(mktemp -d)
+  cp -r examples/walkthrough "$W/config"
+  if [[ "${NOLOG:-}" == 1 ]]; then
+    python3 - "$W/config/vn-green.json" <<'P'
+import json, sys
+p = sys.argv[1]; d = json.load(open(p)); d["spec"].pop("logging", None); json.dump(d, open(p, "w"))
+P
+  fi
+  sed -i "s#/dev/stdout#$W/access.log#" "$W"/config/*.json
+  "$R/demo-app" --color green --listen 127.0.0.1:0 >"$W/app.out" & app=$!
+  for _ in $(seq 100); do [[ -s "$W/app.out" ]] && break; sleep 0.05; done
+  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$R/meshd" --config-dir "$W/config" \
+    --admin 127.0.0.1:0 --admin-address-path "$W/admin" --socket "$W/sock" --node green \
+    --listen green=127.0.0.1:0 --app "green=$(sed -n 's/^listening on //p' "$W/app.out")" \
+    2>"$W/meshd.err" & m=$!
+  for _ in $(seq 300); do [[ -s "$W/admin" ]] && break; sleep 0.1; done
+  admin=$(cat "$W/admin")
+  lis=$(curl -s "http://$admin/listeners" | sed -n 's/^green-ingress:://p')
+  "$R/meshload" -c 4 -qps 0 -n "$1" -loglevel Error "http://$lis/" >/dev/null 2>&1
+  kill -INT $m; wait $m 2>/dev/null || true
+  kill $app; wait $app 2>/dev/null || true
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$W/meshd.err"
+  rm -rf "$W"
+}
+
+a=$(run "$N1")
+b=$(run "$N2")
+awk -v a="$a" -v b="$b" -v n=$((N2 - N1)) -v note="${NOLOG:+ (no access log)}" \
+  'BEGIN {printf "meshd: %.0f instructions per proxied request%s\n", (b - a) / n, note}'
