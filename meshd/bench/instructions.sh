@@ -9,7 +9,8 @@
 #   meshd/bench/instructions.sh              # green logs to a file (the walkthrough)
 #   NOLOG=1 meshd/bench/instructions.sh      # green without an access log
 #
-# Needs valgrind and curl. Env: N1 (default 1000), N2 (5000), TARGET_DIR.
+# Needs valgrind and curl. Env: N1 (default 1000), N2 (5000), TARGET_DIR, KEEP (a path to keep
+# the N2 run's callgrind output at, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}
@@ -41,7 +42,7 @@ P
   kill -INT $m; wait $m 2>/dev/null || true
   kill $app; wait $app 2>/dev/null || true
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$W/meshd.err"
-  rm -rf "$W"
+  [[ -n "${KEEP:-}" ]] && cp "$W/cg.out" "$KEEP"; rm -rf "$W"
 }
 
 a=$(run "$N1")
