@@ -5,16 +5,14 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mesh_tests::{bin, run_bounded, walkthrough_config, DemoApp, Meshd};
+use std::path::{Path, PathBuf};
 
-#[test]
-fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
-    let app = DemoApp::start("green", &[]);
+use mesh_tests::{bin, run_bounded, walkthrough_config, DemoApp, Meshd, TempDir};
+
+/// The walkthrough with green logging into a new FIFO named `name` (no reader yet).
+fn green_logging_to_fifo(name: &str) -> (TempDir, PathBuf, PathBuf) {
     let (dir, config) = walkthrough_config();
-
-    // Green logs into a FIFO that is open for reading but never read: once the pipe's buffer is
-    // full, meshd's log writer blocks for good.
-    let fifo = dir.path().join("stuck.log");
+    let fifo = dir.path().join(name);
     let made = Command::new("mkfifo")
         .arg(&fifo)
         .status()
@@ -25,17 +23,14 @@ fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
     let log = dir.path().join("access.log");
     let text = text.replace(&log.display().to_string(), &fifo.display().to_string());
     std::fs::write(&node, text).expect("write vn-green.json");
-    // Opening a FIFO for reading waits for its writer (meshd), so it happens on a thread that
-    // hands the open end back; the test holds it, unread, until it ends.
-    let (tx, rx) = mpsc::channel();
-    let reader_path = fifo.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::File::open(reader_path));
-    });
+    (dir, config, fifo)
+}
 
+/// meshd serving green in front of `app`.
+fn green(config: &Path, app: &DemoApp) -> Meshd {
     let app_arg = format!("green={}", app.addr);
-    let meshd = Meshd::start(
-        &config,
+    Meshd::start(
+        config,
         &[
             "--node",
             "green",
@@ -44,32 +39,42 @@ fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
             "--app",
             &app_arg,
         ],
-    );
+    )
+}
+
+/// `meshload -c C -n N` through green's listener; returns its stderr.
+fn load(meshd: &Meshd, c: &str, n: &str) -> String {
+    let url = format!("http://{}/", meshd.listener("green-ingress"));
+    let mut cmd = Command::new(bin("meshload"));
+    cmd.args(["-c", c, "-qps", "0", "-n", n, "-loglevel", "Warning", &url]);
+    let r = run_bounded(cmd, &format!("meshload -n {n} through green"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stderr
+}
+
+#[test]
+fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
+    let app = DemoApp::start("green", &[]);
+    // Green logs into a FIFO that is open for reading but never read: once the pipe's buffer is
+    // full, meshd's log writer blocks for good.
+    let (_dir, config, fifo) = green_logging_to_fifo("stuck.log");
+    // Opening a FIFO for reading waits for its writer (meshd), so it happens on a thread that
+    // hands the open end back; the test holds it, unread, until it ends.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::File::open(fifo));
+    });
+    let meshd = green(&config, &app);
     let _reader = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("meshd opened the FIFO")
         .expect("open the FIFO for reading");
 
     // More requests than the queue (8192 lines) and the pipe buffer hold.
-    let url = format!("http://{}/", meshd.listener("green-ingress"));
-    let mut load = Command::new(bin("meshload"));
-    load.args([
-        "-c",
-        "8",
-        "-qps",
-        "0",
-        "-n",
-        "12000",
-        "-loglevel",
-        "Warning",
-        &url,
-    ]);
-    let r = run_bounded(load, "meshload -n 12000 through green");
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let stderr = load(&meshd, "8", "12000");
     assert!(
-        r.stderr.lines().any(|l| l == "Code 200 : 12000 (100.0 %)"),
-        "every request succeeds while the log is stuck:\n{}",
-        r.stderr
+        stderr.lines().any(|l| l == "Code 200 : 12000 (100.0 %)"),
+        "every request succeeds while the log is stuck:\n{stderr}"
     );
 
     let stats = meshd.stats();
@@ -97,50 +102,13 @@ fn a_stuck_access_log_drops_lines_and_requests_still_succeed() {
 #[test]
 fn a_fifo_log_without_a_reader_holds_up_nothing_and_its_reader_gets_the_lines() {
     let app = DemoApp::start("green", &[]);
-    let (dir, config) = walkthrough_config();
-    let fifo = dir.path().join("later.log");
-    let made = Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success(), "mkfifo {}", fifo.display());
-    let node = config.join("vn-green.json");
-    let text = std::fs::read_to_string(&node).expect("read vn-green.json");
-    let log = dir.path().join("access.log");
-    let text = text.replace(&log.display().to_string(), &fifo.display().to_string());
-    std::fs::write(&node, text).expect("write vn-green.json");
-
+    let (_dir, config, fifo) = green_logging_to_fifo("later.log");
     // No reader yet: meshd must still become ready and serve.
-    let app_arg = format!("green={}", app.addr);
-    let meshd = Meshd::start(
-        &config,
-        &[
-            "--node",
-            "green",
-            "--listen",
-            "green=127.0.0.1:0",
-            "--app",
-            &app_arg,
-        ],
-    );
-    let url = format!("http://{}/", meshd.listener("green-ingress"));
-    let mut load = Command::new(bin("meshload"));
-    load.args([
-        "-c",
-        "2",
-        "-qps",
-        "0",
-        "-n",
-        "20",
-        "-loglevel",
-        "Warning",
-        &url,
-    ]);
-    let r = run_bounded(load, "meshload -n 20 through green");
+    let meshd = green(&config, &app);
+    let stderr = load(&meshd, "2", "20");
     assert!(
-        r.stderr.lines().any(|l| l == "Code 200 : 20 (100.0 %)"),
-        "{}",
-        r.stderr
+        stderr.lines().any(|l| l == "Code 200 : 20 (100.0 %)"),
+        "{stderr}"
     );
 
     // A reader arrives: the queued lines reach it.
