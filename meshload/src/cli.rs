@@ -33,6 +33,7 @@ const VALUE_FLAGS: &[&str] = &[
     "resolve",
     "connection-reuse",
     "cacert",
+    "data-dir",
     "cert",
     "key",
     "loglevel",
@@ -53,6 +54,7 @@ const BOOL_FLAGS: &[&str] = &[
     "stdclient",
     "k",
     "https-insecure",
+    "a",
     "http1.0",
     "quiet",
 ];
@@ -140,6 +142,12 @@ pub struct Flags {
     /// Abort the run when a response has this status (-1 = socket errors)
     #[arg(long = "abort-on", value_name = "CODE", default_value = "0")]
     pub abort_on: String,
+    /// Save the JSON result as <data-dir>/<run ID>.json (ignored with -json)
+    #[arg(long = "a", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub a: String,
+    /// Directory for -a
+    #[arg(long = "data-dir", value_name = "DIR", default_value = ".")]
+    pub data_dir: String,
     /// https: trust the CA certificates in this PEM file instead of Mozilla's roots
     #[arg(long = "cacert", value_name = "FILE", default_value = "")]
     pub cacert: String,

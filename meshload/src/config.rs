@@ -103,6 +103,8 @@ pub struct Config {
     pub offset: Duration,
     /// `-json` (`-` = stdout).
     pub json: Option<String>,
+    /// `-a`: the directory (`-data-dir`) to save `<run ID>.json` in, when `-json` is not given.
+    pub auto_save: Option<std::path::PathBuf>,
     /// `-labels` (defaulted).
     pub labels: String,
     /// `-loglevel`.
@@ -405,6 +407,8 @@ impl Config {
             other => return Err(bad("o", other, "expected text or json")),
         };
         let json = (!f.json.is_empty()).then(|| f.json.clone());
+        let auto_save =
+            (json.is_none() && go_bool("a", &f.a)?).then(|| std::path::PathBuf::from(&f.data_dir));
         if json.as_deref() == Some("-") && output == OutputFormat::Json {
             return Err(UsageError::new(
                 "-json - -o json",
@@ -460,6 +464,7 @@ impl Config {
             resolution,
             offset: nonneg_duration("offset", &f.offset)?,
             json,
+            auto_save,
             labels,
             loglevel: level,
             runid: int("runid", &f.runid)?,

@@ -257,7 +257,11 @@ fn output(r: &RunResult) -> Result<(), Error> {
     let _ = err.write_all(text.as_bytes());
     let _ = err.flush();
     drop(err);
-    if let Some(path) = &r.cfg.json {
+    let auto = r.cfg.auto_save.as_ref().map(|dir| {
+        let id = json::run_id(r.start_time, r.cfg.runid, &r.cfg.labels);
+        dir.join(format!("{id}.json")).display().to_string()
+    });
+    if let Some(path) = r.cfg.json.as_ref().or(auto.as_ref()) {
         let doc = json::fortio_result(r);
         if path == "-" {
             let mut out = std::io::stdout().lock();

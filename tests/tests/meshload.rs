@@ -458,3 +458,44 @@ fn many_connections_raise_the_open_files_limit() {
         "Sockets used: 200 (for perfect keepalive, would be 200)",
     );
 }
+
+#[test]
+fn auto_save_writes_the_result_under_its_run_id() {
+    let app = DemoApp::start("green", &[]);
+    let u = url(&app, "/");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().to_str().expect("utf-8 path");
+    let r = meshload_ok(&[
+        "-a",
+        "-data-dir",
+        data_dir,
+        "-labels",
+        "green run",
+        "-c",
+        "1",
+        "-qps",
+        "0",
+        "-n",
+        "3",
+        &u,
+    ]);
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("data dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(&files[0])).expect("read result"),
+    )
+    .expect("JSON result");
+    let id = v["ID"].as_str().expect("ID");
+    assert_eq!(files[0], format!("{id}.json"));
+    assert!(id.ends_with("_green_run"), "{id}");
+    assert_eq!(v["RetCodes"]["200"], 3);
+    assert!(
+        r.stderr
+            .contains(&format!("Json data to {data_dir}/{id}.json")),
+        "{}",
+        r.stderr
+    );
+}
