@@ -34,6 +34,7 @@ const VALUE_FLAGS: &[&str] = &[
     "connection-reuse",
     "cacert",
     "data-dir",
+    "unix-socket",
     "cert",
     "key",
     "loglevel",
@@ -145,6 +146,9 @@ pub struct Flags {
     /// Save the JSON result as <data-dir>/<run ID>.json (ignored with -json)
     #[arg(long = "a", value_name = "BOOL", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub a: String,
+    /// Connect to this Unix domain socket instead of the URL's host (http:// URLs)
+    #[arg(long = "unix-socket", value_name = "PATH", default_value = "")]
+    pub unix_socket: String,
     /// Directory for -a
     #[arg(long = "data-dir", value_name = "DIR", default_value = ".")]
     pub data_dir: String,

@@ -11,6 +11,24 @@ use crate::config::Config;
 pub use crate::request::Template;
 use crate::{fast, stdclient};
 
+/// Where connections go: a resolved TCP address, or a Unix socket (`-unix-socket`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// TCP to this address.
+    Tcp(SocketAddr),
+    /// This Unix domain socket.
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(a) => write!(f, "{a}"),
+            Target::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 /// fortio's status for a transport error (connect refused, reset, timeout).
 pub const SOCKET_ERROR: i32 = -1;
 
@@ -57,7 +75,7 @@ pub enum Failure {
 /// answering (fortio does the same, without counting the retry), and bounds every call by the
 /// timeout.
 pub struct Client {
-    addr: SocketAddr,
+    addr: Target,
     h2: bool,
     stdclient: bool,
     tls: Option<crate::tls::Tls>,
@@ -85,7 +103,7 @@ pub type CallResult = Result<Reply, ()>;
 impl Client {
     /// A client for `addr`; nothing is opened yet. `seed` varies the `-connection-reuse` draws
     /// between connections.
-    pub fn new(addr: SocketAddr, cfg: &Config, seed: u64) -> Client {
+    pub fn new(addr: Target, cfg: &Config, seed: u64) -> Client {
         Client {
             addr,
             h2: cfg.h2,
@@ -172,11 +190,11 @@ impl Client {
                 None => {
                     let t0 = Instant::now();
                     let opened = if self.stdclient {
-                        stdclient::connect(self.addr, self.h2, self.tls.as_ref())
+                        stdclient::connect(&self.addr, self.h2, self.tls.as_ref())
                             .await
                             .map(Conn::Std)
                     } else {
-                        fast::connect(self.addr, self.tls.as_ref())
+                        fast::connect(&self.addr, self.tls.as_ref())
                             .await
                             .map(Conn::Fast)
                     };

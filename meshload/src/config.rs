@@ -90,6 +90,8 @@ pub struct Config {
     pub abort_on: i32,
     /// TLS settings for an `https://` URL.
     pub tls: Option<crate::tls::Tls>,
+    /// `-unix-socket`: connect there instead of to `host` (takes precedence over `-resolve`).
+    pub unix_socket: Option<std::path::PathBuf>,
     /// `-resolve`: the address to connect to instead of resolving `host`.
     pub resolve: Option<std::net::IpAddr>,
     /// `-connection-reuse MIN:MAX`: calls per connection before it is closed (`None` =
@@ -428,6 +430,15 @@ impl Config {
         if h2 && http10 {
             return Err(UsageError::new("-h2 -http1.0", "choose one protocol"));
         }
+        let unix_socket =
+            (!f.unix_socket.is_empty()).then(|| std::path::PathBuf::from(&f.unix_socket));
+        if unix_socket.is_some() && uri.scheme_str() == Some("https") {
+            return Err(bad(
+                "unix-socket",
+                &f.unix_socket,
+                "works with http:// URLs only (no TLS over Unix sockets)",
+            ));
+        }
         let tls = if uri.scheme_str() == Some("https") {
             Some(crate::tls::Tls::new(tls_flags, &host, h2)?)
         } else {
@@ -458,6 +469,7 @@ impl Config {
             allow_initial_errors: go_bool("allow-initial-errors", &f.allow_initial_errors)?,
             abort_on,
             tls,
+            unix_socket,
             resolve,
             connection_reuse,
             percentiles: percentiles(&f.percentiles)?,
@@ -537,6 +549,8 @@ mod tests {
         assert_eq!(c.port, 443);
         assert!(c.tls.is_some());
         assert!(cfg(&["-cert", "/nonexistent", "https://h/"]).is_err());
+        assert!(cfg(&["-unix-socket", "/tmp/x.sock", "https://h/"]).is_err());
+        assert!(cfg(&["-unix-socket", "/tmp/x.sock", "http://h/"]).is_ok());
         assert!(cfg(&["-keepalive=maybe", "http://h/"]).is_err());
         let c = cfg(&[
             "-connection-reuse",

@@ -10,13 +10,12 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 
-use crate::client::{Failure, Reply};
+use crate::client::{Failure, Reply, Target};
 use crate::tls::Tls;
 
 /// Initial read buffer per connection (fortio's `-httpbufferkb` is 128 KiB; bodies are streamed
@@ -50,6 +49,7 @@ struct Head {
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 impl Stream {
@@ -57,6 +57,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.read(buf).await,
             Stream::Tls(s) => s.read(buf).await,
+            Stream::Unix(s) => s.read(buf).await,
         }
     }
 
@@ -65,6 +66,7 @@ impl Stream {
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.try_write(buf),
+            Stream::Unix(s) => s.try_write(buf),
             Stream::Tls(_) => Ok(0),
         }
     }
@@ -72,6 +74,7 @@ impl Stream {
     async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Unix(s) => s.write_all(buf).await,
             Stream::Tls(s) => {
                 s.write_all(buf).await?;
                 s.flush().await
@@ -90,15 +93,17 @@ pub struct Conn {
     closed: bool,
 }
 
-/// Opens a TCP connection with TCP_NODELAY, and with `tls` performs the TLS handshake.
-pub async fn connect(addr: SocketAddr, tls: Option<&Tls>) -> io::Result<Conn> {
-    let stream = match tls {
-        Some(tls) => Stream::Tls(Box::new(tls.connect(addr).await?)),
-        None => {
+/// Opens a TCP connection with TCP_NODELAY (and with `tls` performs the TLS handshake), or
+/// connects to a Unix socket.
+pub async fn connect(target: &Target, tls: Option<&Tls>) -> io::Result<Conn> {
+    let stream = match (target, tls) {
+        (Target::Tcp(addr), Some(tls)) => Stream::Tls(Box::new(tls.connect(*addr).await?)),
+        (Target::Tcp(addr), None) => {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
             Stream::Plain(tcp)
         }
+        (Target::Unix(path), _) => Stream::Unix(UnixStream::connect(path).await?),
     };
     Ok(Conn {
         stream,

@@ -354,7 +354,15 @@ pub fn fortio_result(r: &RunResult) -> String {
         ("CACert", s(&tls.cacert)),
         ("Cert", s(&tls.cert)),
         ("Key", s(&tls.key)),
-        ("UnixDomainSocket", s("")),
+        (
+            "UnixDomainSocket",
+            J::Str(
+                cfg.unix_socket
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
         ("URL", s(&cfg.url)),
         ("NumConnections", J::Int(1)),
         ("Compression", J::Bool(false)),

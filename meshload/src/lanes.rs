@@ -5,12 +5,12 @@
 //! Each lane warms up its connections, reports the warm-up results, waits for the common start
 //! instant (or for an abort), runs, and hands its workers back with their statistics.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::client::Target;
 use crate::error::Error;
 use crate::worker::{Shared, Worker};
 
@@ -84,7 +84,7 @@ impl Lanes {
     /// Starts `lanes` threads holding the run's connections (connection i on lane i % lanes).
     pub fn spawn(
         shared: &Arc<Shared>,
-        addr: SocketAddr,
+        addr: Target,
         lanes: usize,
         warmup: bool,
     ) -> Result<Lanes, Error> {
@@ -95,7 +95,7 @@ impl Lanes {
             // Boxed: a task's output is moved on every poll of it, so it must be small.
             let mut workers: Vec<Box<Worker>> = (lane..threads)
                 .step_by(lanes)
-                .map(|i| Box::new(Worker::new(i, shared.clone(), addr)))
+                .map(|i| Box::new(Worker::new(i, shared.clone(), addr.clone())))
                 .collect();
             let batch = workers.len() >= BATCH_FROM;
             for w in &mut workers {

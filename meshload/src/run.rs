@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::client::Template;
+use crate::client::{Target, Template};
 use crate::config::{Config, LogLevel, OutputFormat};
 use crate::error::Error;
 use crate::lanes::{Lanes, Warm};
@@ -27,8 +27,8 @@ pub struct RunResult {
     pub plan: Plan,
     /// Processors used (fortio's GOMAXPROCS).
     pub procs: usize,
-    /// Resolved target address.
-    pub addr: SocketAddr,
+    /// Resolved target address (or Unix socket).
+    pub addr: Target,
     /// Wall-clock time when the measured run started (after warm-up).
     pub start_time: SystemTime,
     /// Measured run time.
@@ -101,9 +101,12 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     output(&result)
 }
 
-async fn resolve(cfg: &Config) -> Result<SocketAddr, Error> {
+async fn resolve(cfg: &Config) -> Result<Target, Error> {
+    if let Some(path) = &cfg.unix_socket {
+        return Ok(Target::Unix(path.clone()));
+    }
     if let Some(ip) = cfg.resolve {
-        return Ok(SocketAddr::new(ip, cfg.port));
+        return Ok(Target::Tcp(SocketAddr::new(ip, cfg.port)));
     }
     let what = format!("lookup {}", cfg.host);
     let lookup = tokio::net::lookup_host((cfg.host.as_str(), cfg.port));
@@ -113,6 +116,7 @@ async fn resolve(cfg: &Config) -> Result<SocketAddr, Error> {
         .map_err(|e| Error::runtime(&what, e))?;
     addrs
         .next()
+        .map(Target::Tcp)
         .ok_or_else(|| Error::runtime(&what, "no address"))
 }
 
@@ -169,7 +173,7 @@ async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResu
         slots: (0..plan.threads).map(|_| Slot::default()).collect(),
         plan: plan.clone(),
     });
-    let mut lanes = Lanes::spawn(&shared, addr, procs, cfg.exactly == 0)?;
+    let mut lanes = Lanes::spawn(&shared, addr.clone(), procs, cfg.exactly == 0)?;
     if cfg.exactly == 0 {
         let warm = lanes.warmed().await;
         if let Err(e) = check_warmup(&cfg, &warm) {

@@ -6,7 +6,6 @@
 //! spawned, so each load connection is exactly one tokio task.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 
 use bytes::Bytes;
@@ -17,7 +16,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::client::{Failure, Reply};
+use crate::client::{Failure, Reply, Target};
 use crate::tls::Tls;
 
 enum Sender {
@@ -33,18 +32,23 @@ pub struct Conn {
     driver: Option<Driver>,
 }
 
-/// Opens a TCP connection (no delay), with `tls` the TLS handshake, and the HTTP handshake:
+/// Opens a TCP connection (no delay; with `tls` also the TLS handshake) or a Unix socket
+/// connection, then the HTTP handshake:
 /// HTTP/2 with `h2` (over TLS only when ALPN agreed on it, else HTTP/1.1), HTTP/1.1 otherwise.
-pub async fn connect(addr: SocketAddr, h2: bool, tls: Option<&Tls>) -> std::io::Result<Conn> {
-    match tls {
-        Some(tls) => {
-            let stream = tls.connect(addr).await?;
+pub async fn connect(target: &Target, h2: bool, tls: Option<&Tls>) -> std::io::Result<Conn> {
+    match (target, tls) {
+        (Target::Tcp(addr), Some(tls)) => {
+            let stream = tls.connect(*addr).await?;
             let h2 = h2 && stream.get_ref().1.alpn_protocol() == Some(b"h2");
             handshake(TokioIo::new(stream), h2).await
         }
-        None => {
+        (Target::Tcp(addr), None) => {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
+            handshake(TokioIo::new(stream), h2).await
+        }
+        (Target::Unix(path), _) => {
+            let stream = tokio::net::UnixStream::connect(path).await?;
             handshake(TokioIo::new(stream), h2).await
         }
     }

@@ -147,7 +147,7 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for connection `id` to `addr`.
-    pub fn new(id: usize, shared: Arc<Shared>, addr: std::net::SocketAddr) -> Worker {
+    pub fn new(id: usize, shared: Arc<Shared>, addr: crate::client::Target) -> Worker {
         let client = Client::new(addr, &shared.cfg, id as u64);
         let stats = ConnStats::new(&shared.cfg);
         let stop_rx = shared.stop_tx.subscribe();

@@ -61,6 +61,7 @@ fn recording(script: Script) -> (SocketAddr, Heads) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
             let kept = kept.clone();
             std::thread::spawn(move || serve(stream, script, &kept));
         }
@@ -68,8 +69,7 @@ fn recording(script: Script) -> (SocketAddr, Heads) {
     (addr, heads)
 }
 
-fn serve(mut stream: TcpStream, script: Script, heads: &Mutex<Vec<String>>) {
-    let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
+fn serve<S: Read + Write>(mut stream: S, script: Script, heads: &Mutex<Vec<String>>) {
     let mut buf = Vec::new();
     for step in script {
         // Read one request.
@@ -333,4 +333,40 @@ fn uuid_tokens_become_a_new_uuid_per_request_and_occurrence() {
             "{client:?}: every UUID differs: {seen:?}"
         );
     }
+}
+
+#[test]
+fn unix_socket_carries_the_requests_with_the_urls_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind unix socket");
+    let heads = Heads::default();
+    let kept = heads.clone();
+    std::thread::spawn(move || {
+        const OK: Option<&[u8]> = Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(RUN_TIMEOUT));
+            let kept = kept.clone();
+            std::thread::spawn(move || serve(stream, &[OK, OK, OK], &kept));
+        }
+    });
+    let sock = path.to_str().expect("utf-8 path");
+    for client in [&[][..], &["-stdclient"][..]] {
+        let mut extra = vec!["-unix-socket", sock];
+        extra.extend_from_slice(client);
+        let (v, stderr) = calls(1, 3, &extra, "http://app.internal/x");
+        assert_eq!(code(&v, "200"), 3, "{client:?}: {v}\n{stderr}");
+        assert_eq!(v["UnixDomainSocket"], sock);
+        assert_eq!(v["SocketCount"], 1, "{v}");
+        assert!(stderr.contains(&format!("{sock}: 1")), "{stderr}");
+    }
+    let heads = heads.lock().expect("heads").clone();
+    assert_eq!(heads.len(), 6, "{heads:?}");
+    assert!(
+        heads
+            .iter()
+            .all(|h| h.to_ascii_lowercase().contains("host: app.internal\r\n")),
+        "{heads:?}"
+    );
 }
