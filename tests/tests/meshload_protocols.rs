@@ -7,7 +7,7 @@
 //! scripted HTTP server on a loopback socket in this test answers with exact bytes.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
