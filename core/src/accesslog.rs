@@ -214,12 +214,6 @@ pub(crate) fn protocol(v: http::Version) -> &'static str {
     }
 }
 
-/// Renders `fmt` (an Envoy format string) for `r` into `out`; unknown or absent values print `-`.
-/// Compiles the format each time: a writer compiles its [`Template`] once instead.
-pub fn render_text(fmt: &str, r: &Record, out: &mut String) {
-    Template::text(fmt).render(r, out);
-}
-
 impl Format {
     /// Renders one line (with its trailing newline) for `r` into `out`. Compiles the format
     /// each time: a writer compiles its [`Template`] once instead.

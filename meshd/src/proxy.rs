@@ -74,7 +74,7 @@ static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 
 /// Headers that belong to one connection and are never forwarded.
-const HOP_BY_HOP: [HeaderName; 6] = [
+static HOP_BY_HOP: [HeaderName; 6] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -87,7 +87,7 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// decides, instead of six hashed lookups on every message.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for h in HOP_BY_HOP {
+        for h in &HOP_BY_HOP {
             headers.remove(h);
         }
     }

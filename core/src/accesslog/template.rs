@@ -246,16 +246,6 @@ impl Template {
         Template { kind }
     }
 
-    /// Compiles an Envoy format string as it is (no newline added).
-    pub(crate) fn text(fmt: &str) -> Template {
-        Template {
-            kind: Kind::Text {
-                pieces: pieces(fmt),
-                newline: false,
-            },
-        }
-    }
-
     /// Appends one line (with its trailing newline) for `r` to `out`.
     pub fn render(&self, r: &Record, out: &mut String) {
         match &self.kind {
