@@ -459,8 +459,8 @@ fn meshload_extras(r: &RunResult) -> J {
                 "actual send time"
             }),
         ),
-        ("Corrected", hdr(&st.latency.corrected)),
-        ("Raw", hdr(&st.latency.raw)),
+        ("Corrected", hdr(&r.latency.corrected)),
+        ("Raw", hdr(&r.latency.raw)),
         ("RawDurationHistogram", histogram_data(&st.raw, None)),
         ("LateStarts", J::Int(st.late.into())),
         ("SkippedSlots", J::Int(st.skipped.into())),

@@ -5,13 +5,14 @@
 //! Each lane warms up its connections, reports the warm-up results, waits for the common start
 //! instant (or for an abort), runs, and hands its workers back with their statistics.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use crate::client::Target;
 use crate::error::Error;
+use crate::latency::Latency;
 use crate::worker::{Shared, Worker};
 
 /// Connections per lane from which a max-QPS connection yields between calls (see
@@ -29,6 +30,8 @@ struct Lane {
     #[allow(clippy::vec_box)]
     done_rx: oneshot::Receiver<Vec<Box<Worker>>>,
     thread: std::thread::JoinHandle<()>,
+    /// The HDR histograms shared by this lane's workers.
+    latency: Arc<Mutex<Latency>>,
 }
 
 /// The running lanes.
@@ -93,9 +96,17 @@ impl Lanes {
         let mut out = Vec::with_capacity(lanes);
         for lane in 0..lanes {
             // Boxed: a task's output is moved on every poll of it, so it must be small.
+            let latency = Arc::new(Mutex::new(Latency::new()));
             let mut workers: Vec<Box<Worker>> = (lane..threads)
                 .step_by(lanes)
-                .map(|i| Box::new(Worker::new(i, shared.clone(), addr.clone())))
+                .map(|i| {
+                    Box::new(Worker::new(
+                        i,
+                        shared.clone(),
+                        addr.clone(),
+                        latency.clone(),
+                    ))
+                })
                 .collect();
             let batch = workers.len() >= BATCH_FROM;
             for w in &mut workers {
@@ -125,6 +136,7 @@ impl Lanes {
                 start_tx,
                 done_rx,
                 thread,
+                latency,
             });
         }
         Ok(Lanes { lanes: out })
@@ -142,20 +154,24 @@ impl Lanes {
     }
 
     /// Starts every lane at `start` (`None` aborts) and waits for all workers, sorted by id.
-    pub async fn run(self, start: Option<Instant>) -> Vec<Box<Worker>> {
+    /// Also returns the lanes' HDR latency histograms, merged.
+    #[allow(clippy::vec_box)] // see `Lane::done_rx`
+    pub async fn run(self, start: Option<Instant>) -> (Vec<Box<Worker>>, Latency) {
         let mut workers = Vec::new();
+        let mut latency = Latency::new();
         let mut waiting = Vec::with_capacity(self.lanes.len());
         for l in self.lanes {
             let _ = l.start_tx.send(start);
-            waiting.push((l.done_rx, l.thread));
+            waiting.push((l.done_rx, l.thread, l.latency));
         }
-        for (done_rx, thread) in waiting {
+        for (done_rx, thread, lane_latency) in waiting {
             if let Ok(w) = done_rx.await {
                 workers.extend(w);
             }
             let _ = thread.join();
+            latency.merge(&lane_latency.lock().unwrap_or_else(PoisonError::into_inner));
         }
         workers.sort_by_key(|w| w.id);
-        workers
+        (workers, latency)
     }
 }

@@ -50,8 +50,8 @@ fn nice_ceiling(v: f64) -> f64 {
 
 /// Renders the SVG document.
 pub fn svg(r: &RunResult) -> String {
-    let corrected = spectrum(&r.stats.latency.corrected);
-    let raw = spectrum(&r.stats.latency.raw);
+    let corrected = spectrum(&r.latency.corrected);
+    let raw = spectrum(&r.latency.raw);
     let ymax = nice_ceiling(
         corrected
             .iter()

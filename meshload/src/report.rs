@@ -17,9 +17,9 @@ const LATE_WARN_PCT: f64 = 5.0;
 /// `(p, value)` pairs from the corrected (or raw) HDR histogram.
 pub fn hdr_targets(r: &RunResult, raw: bool) -> Vec<(f64, f64)> {
     let (h, c) = if raw {
-        (&r.stats.latency.raw, &r.stats.raw.counter)
+        (&r.latency.raw, &r.stats.raw.counter)
     } else {
-        (&r.stats.latency.corrected, &r.stats.durations.counter)
+        (&r.latency.corrected, &r.stats.durations.counter)
     };
     // HDR reports a bucket's highest equivalent value; keep it within the exact min and max.
     r.cfg

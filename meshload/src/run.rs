@@ -13,6 +13,7 @@ use crate::client::{Target, Template};
 use crate::config::{Config, LogLevel, OutputFormat};
 use crate::error::Error;
 use crate::lanes::{Lanes, Warm};
+use crate::latency::Latency;
 use crate::plan::Plan;
 use crate::progress;
 use crate::stats::Counter;
@@ -35,6 +36,8 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Merged statistics.
     pub stats: ConnStats,
+    /// HDR percentiles, corrected and raw (merged from the lanes).
+    pub latency: Latency,
     /// Per connection: sockets opened and connect times.
     pub per_conn: Vec<(u64, Counter)>,
     /// Ended by Ctrl-C.
@@ -197,7 +200,7 @@ async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResu
     let start = Instant::now();
     let show_progress = std::io::stderr().is_terminal();
     let progress = show_progress.then(|| tokio::spawn(progress::show(shared.clone(), start)));
-    let finished = lanes.run(Some(start)).await;
+    let (finished, mut latency) = lanes.run(Some(start)).await;
     let elapsed = start.elapsed();
     ctrl_c.abort();
     if let Some(p) = progress {
@@ -215,7 +218,7 @@ async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResu
     }
     if plan.per_thread_qps.is_none() {
         stats.raw = stats.durations.clone();
-        stats.latency.raw = stats.latency.corrected.clone();
+        latency.raw = latency.corrected.clone();
     }
     Ok(RunResult {
         cfg,
@@ -225,6 +228,7 @@ async fn execute(cfg: Arc<Config>, cores: usize, procs: usize) -> Result<RunResu
         start_time,
         elapsed,
         stats,
+        latency,
         per_conn,
         interrupted,
         aborted: shared.aborted.load(Ordering::Relaxed),

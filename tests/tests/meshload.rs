@@ -167,6 +167,9 @@ fn json_on_stdout_agrees_with_text() {
     assert_eq!(v["RetCodes"]["503"], 5);
     assert_eq!(v["DurationHistogram"]["Count"], 20);
     assert_eq!(v["ErrorsDurationHistogram"]["Count"], 5);
+    // The HDR histograms (kept per lane, merged at the end) hold every call too.
+    assert_eq!(v["Meshload"]["Corrected"]["Count"], 20);
+    assert_eq!(v["Meshload"]["Raw"]["Count"], 20);
     assert_eq!(v["SocketCount"], 2);
     assert_eq!(v["HTTPReqTimeOut"], 3_000_000_000u64);
     assert_eq!(v["Sockets"], serde_json::json!([1, 1]));
