@@ -5,18 +5,28 @@
 # Starts the release-built demo-app on a free loopback port and runs each tool closed-loop (max
 # rate) for the same duration with the same connection count. Rounds alternate the tools (wrk,
 # meshload, oha, then the next round) so that drift on a shared machine hits all of them alike.
-# Prints each round, then per connection count the median requests/s and the median of the
-# per-round ratios to wrk. Run from the workspace root:
+# Prints each round, then per connection count the median requests/s, the median of the
+# per-round ratios to wrk, the median client CPU (user + system) per request and its ratio to
+# wrk's. Run from the workspace root:
 #
 #   cargo build --release -p meshload -p mesh-examples --bins
-#   meshload/bench/vs-wrk.sh                      # defaults: C="4 16 64" D=5 ROUNDS=5
+#   meshload/bench/vs-wrk.sh                      # defaults: C="4 16 64" D=5 ROUNDS=5 CPUS=split
 #   C=16 D=10 ROUNDS=9 meshload/bench/vs-wrk.sh
+#   CPUS=shared meshload/bench/vs-wrk.sh          # tools and upstream share every core
 #   TLS=1 C=16 meshload/bench/vs-wrk.sh           # https (a throwaway certificate made by openssl)
 #
-# Env: C (connection counts, space-separated), D (seconds per tool and round), ROUNDS, TARGET_DIR
-# (cargo target dir, default $CARGO_TARGET_DIR or ./target). Every tool sends meshload's request:
-# wrk and oha get its User-Agent header. Nothing here is asserted by tests; numbers depend on the
-# host, and on a shared 2-core machine one round can swing ±10 %: use the medians.
+# CPUS=split (the default, with 2 or more cores) pins the upstream to the first half of the cores
+# and the tools to the rest, each tool running one thread per core it has (wrk -t, meshload
+# -gomaxprocs): the usual way to run a load test, where the generator does not compete with its
+# target. CPUS=shared runs everything on every core, each tool with one thread per core: then
+# whatever CPU one client saves goes to the upstream's scheduler (measured: the upstream's CPU per
+# request rises by as much), so requests/s mostly measure how the two sides share the cores.
+#
+# Env: C (connection counts, space-separated), D (seconds per tool and round), ROUNDS, CPUS,
+# TARGET_DIR (cargo target dir, default $CARGO_TARGET_DIR or ./target). Every tool sends
+# meshload's request: wrk and oha get its User-Agent header. Nothing here is asserted by tests;
+# numbers depend on the host, and on a shared 2-core machine one round can swing ±10 %: use the
+# medians.
 set -euo pipefail
 
 C=${C:-4 16 64}
@@ -27,6 +37,28 @@ REL="$TARGET_DIR/release"
 for b in meshload demo-app; do
   [[ -x "$REL/$b" ]] || { echo "vs-wrk: $REL/$b : not built (cargo build --release -p meshload -p mesh-examples --bins)" >&2; exit 2; }
 done
+
+cores=$(nproc)
+CPUS=${CPUS:-split}
+[[ $cores -ge 2 ]] || CPUS=shared
+app_pin=()
+tool_pin=()
+threads=$cores
+pinned=""
+case $CPUS in
+  split)
+    half=$((cores / 2))
+    app_pin=(taskset -c "0-$((half - 1))")
+    tool_pin=(taskset -c "$half-$((cores - 1))")
+    threads=$((cores - half))
+    pinned=" (upstream on cpus 0-$((half - 1)), tools on $half-$((cores - 1)), $threads thread(s) each)"
+    ;;
+  shared) ;;
+  *) echo "vs-wrk: CPUS=$CPUS : expected split or shared" >&2; exit 2 ;;
+esac
+command -v taskset >/dev/null || [[ $CPUS == shared ]] ||
+  { echo "vs-wrk: CPUS=split needs taskset (util-linux)" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "vs-wrk: needs GNU time at /usr/bin/time (apt-get install -y time)" >&2; exit 2; }
 
 tmp=$(mktemp -d)
 scheme=http
@@ -40,9 +72,9 @@ if [[ -n "${TLS:-}" ]]; then
   tls_app=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
   tls_load=(-k) # wrk does not verify certificates either
 fi
-"$REL/demo-app" --color bench --listen 127.0.0.1:0 "${tls_app[@]}" >"$tmp/demo.out" 2>"$tmp/demo.err" &
+"${app_pin[@]}" "$REL/demo-app" --color bench --listen 127.0.0.1:0 "${tls_app[@]}" >"$tmp/demo.out" 2>"$tmp/demo.err" &
 demo=$!
-trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
   grep -q '^listening on ' "$tmp/demo.out" 2>/dev/null && break
   sleep 0.05
@@ -50,16 +82,31 @@ done
 addr=$(sed -n 's/^listening on //p' "$tmp/demo.out")
 [[ -n "$addr" ]] || { echo "vs-wrk: demo-app : did not start" >&2; exit 1; }
 url="$scheme://$addr/"
-threads=$(nproc)
-echo "upstream $url (demo-app, release), connections {$C}, ${D}s per tool, $ROUNDS rounds, $threads cores"
+echo "upstream $url (demo-app, release), connections {$C}, ${D}s per tool, $ROUNDS rounds, $cores cores, CPUS=$CPUS$pinned"
 
 ua="User-Agent: meshload/$("$REL/meshload" --version | awk '{print $2}')"
-run_wrk() { wrk -t"$threads" -c"$1" -d"${D}s" -H "$ua" "$url" | awk '/^Requests\/sec:/ {print $2}'; }
-run_meshload() {
-  "$REL/meshload" -qps 0 -c "$1" -t "${D}s" -loglevel Error -o json "${tls_load[@]}" "$url" 2>/dev/null |
-    sed -n 's/^  "qps": \(.*\),$/\1/p'
+# Each run_<tool> runs the tool pinned as CPUS says, under GNU time (its CPU into $tmp/time), and
+# prints "<requests/s> <requests>".
+timed() { "${tool_pin[@]}" /usr/bin/time -f '%U %S' -o "$tmp/time" "$@"; }
+run_wrk() {
+  timed wrk -t"$threads" -c"$1" -d"${D}s" -H "$ua" "$url" |
+    awk '/requests in/ {n=$1} /^Requests\/sec:/ {r=$2} END {print r, n}'
 }
-run_oha() { oha --no-tui -c "$1" -z "${D}s" -H "$ua" "$url" | awk '/Requests\/sec:/ {print $2}'; }
+run_meshload() {
+  timed "$REL/meshload" -gomaxprocs "$threads" -qps 0 -c "$1" -t "${D}s" -loglevel Error -o json \
+    "${tls_load[@]}" "$url" 2>/dev/null |
+    awk '/^  "qps": / {gsub(",", "", $2); r=$2} /^  "calls": / {gsub(",", "", $2); n=$2} END {print r, n}'
+}
+run_oha() {
+  timed oha --no-tui -c "$1" -z "${D}s" -H "$ua" "$url" |
+    awk '/Requests\/sec:/ {r=$2} /\[200\]/ {n=$2} END {print r, n}'
+}
+# measure TOOL C: "<requests/s> <client CPU µs per request>".
+measure() {
+  local out
+  out=$("run_$1" "$2")
+  awk -v cpu="$(awk '{print $1 + $2}' "$tmp/time")" '{printf "%s %.2f\n", $1, ($2 > 0 ? cpu * 1e6 / $2 : 0)}' <<<"$out"
+}
 
 tools=(meshload)
 if command -v wrk >/dev/null; then
@@ -71,30 +118,38 @@ command -v oha >/dev/null && tools+=(oha)
 
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-declare -A all
+# Median of the per-round ratios a/b (b = wrk's) of two space-separated series.
+ratio() {
+  local -a mine base
+  read -ra mine <<<"$1"
+  read -ra base <<<"$2"
+  for i in "${!mine[@]}"; do awk -v a="${mine[$i]}" -v b="${base[$i]}" 'BEGIN {print (b > 0 ? a / b : 0)}'; done |
+    median | awk '{printf "%.2fx", $1}'
+}
+
+declare -A rps cpu
 for c in $C; do
   for r in $(seq "$ROUNDS"); do
     line="c=$c round $r:"
     for t in "${tools[@]}"; do
-      v=$("run_$t" "$c")
-      all[$c/$t]+="$v "
-      line+=$(printf ' %s %.0f' "$t" "$v")
+      read -r v u <<<"$(measure "$t" "$c")"
+      rps[$c/$t]+="$v "
+      cpu[$c/$t]+="$u "
+      line+=$(printf ' %s %.0f (%s µs)' "$t" "$v" "$u")
     done
     echo "$line"
   done
 done
 
-printf '\n%-6s %-10s %14s %10s\n' conns tool 'requests/s' 'vs wrk'
+printf '\n%-6s %-10s %12s %8s %16s %8s\n' conns tool 'requests/s' 'vs wrk' 'client µs/req' 'vs wrk'
 for c in $C; do
   for t in "${tools[@]}"; do
-    rps=$(median <<<"${all[$c/$t]}")
-    ratio=-
-    if [[ -n "${all[$c/wrk]:-}" ]]; then
-      read -ra mine <<<"${all[$c/$t]}"
-      read -ra base <<<"${all[$c/wrk]}"
-      ratio=$(for i in "${!mine[@]}"; do awk -v a="${mine[$i]}" -v b="${base[$i]}" 'BEGIN {print a/b}'; done |
-        median | awk '{printf "%.2fx", $1}')
+    r1=- r2=-
+    if [[ -n "${rps[$c/wrk]:-}" ]]; then
+      r1=$(ratio "${rps[$c/$t]}" "${rps[$c/wrk]}")
+      r2=$(ratio "${cpu[$c/$t]}" "${cpu[$c/wrk]}")
     fi
-    printf '%-6s %-10s %14.0f %10s\n' "$c" "$t" "$rps" "$ratio"
+    printf '%-6s %-10s %12.0f %8s %16.2f %8s\n' "$c" "$t" "$(median <<<"${rps[$c/$t]}")" "$r1" \
+      "$(median <<<"${cpu[$c/$t]}")" "$r2"
   done
 done
