@@ -101,11 +101,19 @@ run_oha() {
   timed oha --no-tui -c "$1" -z "${D}s" -H "$ua" "$url" |
     awk '/Requests\/sec:/ {r=$2} /\[200\]/ {n=$2} END {print r, n}'
 }
-# measure TOOL C: "<requests/s> <client CPU µs per request>".
+# "<busy> <total>" jiffies of the upstream's cores (CPUS=split), from /proc/stat.
+app_ticks() {
+  awk -v hi="$((${half:-0} - 1))" '$1 ~ /^cpu[0-9]+$/ && substr($1, 4) + 0 <= hi {
+    b += $2 + $3 + $4 + $7 + $8; t += $2 + $3 + $4 + $5 + $6 + $7 + $8 } END {print b + 0, t + 0}' /proc/stat
+}
+# measure TOOL C: "<requests/s> <client CPU µs per request> <upstream cores busy %>".
 measure() {
-  local out
+  local out b0 t0 b1 t1
+  read -r b0 t0 <<<"$(app_ticks)"
   out=$("run_$1" "$2")
-  awk -v cpu="$(awk '{print $1 + $2}' "$tmp/time")" '{printf "%s %.2f\n", $1, ($2 > 0 ? cpu * 1e6 / $2 : 0)}' <<<"$out"
+  read -r b1 t1 <<<"$(app_ticks)"
+  awk -v cpu="$(awk '{print $1 + $2}' "$tmp/time")" -v b=$((b1 - b0)) -v t=$((t1 - t0)) \
+    '{printf "%s %.2f %.0f\n", $1, ($2 > 0 ? cpu * 1e6 / $2 : 0), (t > 0 ? 100 * b / t : 0)}' <<<"$out"
 }
 
 tools=(meshload)
@@ -127,21 +135,28 @@ ratio() {
     median | awk '{printf "%.2fx", $1}'
 }
 
-declare -A rps cpu
+declare -A rps cpu busy app
 for c in $C; do
   for r in $(seq "$ROUNDS"); do
     line="c=$c round $r:"
     for t in "${tools[@]}"; do
-      read -r v u <<<"$(measure "$t" "$c")"
+      read -r v u a <<<"$(measure "$t" "$c")"
+      app[$c/$t]+="$a "
       rps[$c/$t]+="$v "
       cpu[$c/$t]+="$u "
+      busy[$c/$t]+="$(awk -v r="$v" -v u="$u" -v n="$threads" 'BEGIN {print r * u / n / 1e4}') "
       line+=$(printf ' %s %.0f (%s µs)' "$t" "$v" "$u")
     done
     echo "$line"
   done
 done
 
-printf '\n%-6s %-10s %12s %8s %16s %8s\n' conns tool 'requests/s' 'vs wrk' 'client µs/req' 'vs wrk'
+# "client busy": the share of its cores the tool kept busy (CPU time / wall time / threads);
+# "upstream busy" (CPUS=split): the same for the upstream's cores, kernel work included. A tool
+# well below 100 % while the upstream's cores are full is waiting on the upstream: there,
+# requests/s measure the upstream, and client µs/req the tool.
+printf '\n%-6s %-10s %12s %8s %16s %8s %12s %14s\n' conns tool 'requests/s' 'vs wrk' 'client µs/req' \
+  'vs wrk' 'client busy' 'upstream busy'
 for c in $C; do
   for t in "${tools[@]}"; do
     r1=- r2=-
@@ -149,7 +164,9 @@ for c in $C; do
       r1=$(ratio "${rps[$c/$t]}" "${rps[$c/wrk]}")
       r2=$(ratio "${cpu[$c/$t]}" "${cpu[$c/wrk]}")
     fi
-    printf '%-6s %-10s %12.0f %8s %16.2f %8s\n' "$c" "$t" "$(median <<<"${rps[$c/$t]}")" "$r1" \
-      "$(median <<<"${cpu[$c/$t]}")" "$r2"
+    up=-
+    [[ $CPUS == split ]] && up="$(median <<<"${app[$c/$t]}")%"
+    printf '%-6s %-10s %12.0f %8s %16.2f %8s %11.0f%% %14s\n' "$c" "$t" "$(median <<<"${rps[$c/$t]}")" \
+      "$r1" "$(median <<<"${cpu[$c/$t]}")" "$r2" "$(median <<<"${busy[$c/$t]}")" "$up"
   done
 done
