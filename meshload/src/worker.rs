@@ -288,8 +288,11 @@ impl Worker {
             if self.batch && i > 0 {
                 // Let the lane's other connections read their ready responses before this one
                 // sends again, as wrk's event loop does: requests then reach the server in
-                // bursts, and both sides wake up less often (measured: +2-4 % requests/s with 4
-                // to 32 connections per lane, -8 % with 2, hence the threshold in `lanes`).
+                // bursts, and both sides wake up less often. Measured against a loopback server
+                // on the same cores: +4-6 % requests/s with 4 to 32 connections per lane, -8 %
+                // with 2 (hence the threshold in `lanes`). With the server on cores of its own
+                // the extra turn costs about 3 % at 4-16 per lane: the common case of a load
+                // test next to its target wins.
                 tokio::task::yield_now().await;
             }
             let sent = Instant::now();
