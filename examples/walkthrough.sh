@@ -16,7 +16,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 "$B/demo-app" --color red --listen 127.0.0.1:9081 >/dev/null & pids+=($!)
 "$B/demo-app" --color green --listen 127.0.0.1:9082 >/dev/null & pids+=($!)
-"$B/meshd" --config-dir "$RUN/config" --admin 127.0.0.1:9901 --socket "$RUN/meshd.sock" \
+"$B/meshd" --config-dir "$RUN/config" --state-dir "$RUN/state" --admin 127.0.0.1:9901 --socket "$RUN/meshd.sock" \
   --admin-address-path "$RUN/admin.addr" \
   --listen ingress-gw=127.0.0.1:8088 \
   --listen red=127.0.0.1:18081 --app red=127.0.0.1:9081 \

@@ -31,7 +31,7 @@ P
   sed -i "s#/dev/stdout#$W/access.log#" "$W"/config/*.json
   "$R/demo-app" --color green --listen 127.0.0.1:0 >"$W/app.out" & app=$!
   for _ in $(seq 100); do [[ -s "$W/app.out" ]] && break; sleep 0.05; done
-  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$R/meshd" --config-dir "$W/config" \
+  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$R/meshd" --config-dir "$W/config" --state-dir "$W/state" \
     --admin 127.0.0.1:0 --admin-address-path "$W/admin" --socket "$W/sock" --node green \
     --listen green=127.0.0.1:0 --app "green=$(sed -n 's/^listening on //p' "$W/app.out")" \
     2>"$W/meshd.err" & m=$!

@@ -54,17 +54,36 @@ fn parse_mode(s: &str) -> Result<u32, String> {
   curl -s localhost:9901/stats | grep cx_open
 
 Every *.json file in the config directory holds one App Mesh resource (CLI input or describe
-output) or an array of them. The directory is watched: a valid change applies at once, without
-restart and without cutting in-flight requests; an invalid one is logged (file, JSON path,
-reason) and the running config keeps serving.
+output) or an array of them (8 MiB per file, 32 MiB per directory at most). The directory is
+watched, and SIGHUP re-reads it: a valid change applies at once, without restart and without
+cutting in-flight requests; an invalid one is logged (file, JSON path, reason) and the running
+config keeps serving. A missing or empty directory while serving is a fault: the running config
+keeps serving and the directory's return is applied. At start, an invalid, missing or empty
+directory serves the last good config saved in --state-dir (unless --strict-config).
 
 Exit codes: 0 stopped by a signal, 1 runtime failure (e.g. a port in use), 2 invalid flags or
-invalid config at startup."
+invalid config at startup (with no last good config to serve, or --strict-config)."
 )]
 pub struct Args {
     /// Directory of mesh resources (*.json), watched for changes.
     #[arg(long, env = "MESHD_CONFIG_DIR", default_value = "/etc/meshd")]
     pub config_dir: PathBuf,
+
+    /// meshd's own state: the apply journal (which makes a multi-file apply atomic across a
+    /// crash) and the last-good snapshot of the config, one pair per config directory. Never
+    /// inside the config directory.
+    #[arg(
+        long,
+        env = "MESHD_STATE_DIR",
+        default_value = "/var/lib/meshd",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Exit 2 at start when the config directory is invalid, instead of serving the last good
+    /// config saved in the state directory (for CI checks of a config directory).
+    #[arg(long, env = "MESHD_STRICT_CONFIG")]
+    pub strict_config: bool,
 
     /// Admin HTTP endpoint (/stats, /clusters, ...). Port 0 picks a free port.
     #[arg(long, env = "MESHD_ADMIN", default_value = "127.0.0.1:9901")]
@@ -87,6 +106,10 @@ pub struct Args {
     #[arg(long, env = "MESHD_SOCKET_MODE", default_value = "0660", value_name = "MODE",
           value_parser = parse_mode)]
     pub socket_mode: u32,
+
+    /// Close a control-socket connection that sends no complete request head within this time.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub control_timeout: Duration,
 
     /// Serve only this virtual node or gateway (repeatable). Default: every one in the config.
     #[arg(long = "node", value_name = "NAME")]

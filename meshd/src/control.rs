@@ -12,14 +12,15 @@
 //! Errors are `{"code": "<App Mesh exception>", "message": ..., "errors": [{file, resource,
 //! path, message}]}` with App Mesh's status codes (400, 403, 404, 409, 500).
 //!
-//! Mutating calls check the caller with SO_PEERCRED ([`auth`]) and run under the daemon's
-//! `config_lock`: plan, write atomically ([`store`]), reload; a failed reload rolls the files
-//! back, so a refused change changes nothing.
+//! Mutating calls check the caller with SO_PEERCRED ([`auth`]) and go through the config path's
+//! [`Applier::change`]: planned ([`store`]), put in force, then written to every file at once
+//! under the journal; a refused change changes nothing. Each runs to its end in its own task,
+//! so a client that hangs up cannot interrupt it half-way. Reads answer from the config in
+//! force. A connection that sends no complete request head within `--control-timeout` is
+//! closed.
 
 pub mod auth;
-pub mod files;
 pub mod live;
-pub mod store;
 
 use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -36,22 +37,21 @@ use mesh_core::model::{parse_value, ConfigError, Kind, Resource};
 use serde_json::{json, Value};
 
 use crate::cli::Args;
-use crate::{Daemon, ReloadError};
+use crate::config::store::{self, StoreError};
+use crate::config::{Applier, ChangeError};
 use auth::{Caller, Policy};
-use store::StoreError;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 32 << 20;
 
 struct Ctx {
-    daemon: Arc<Daemon>,
+    applier: Arc<Applier>,
     policy: Policy,
 }
 
 /// Starts serving the control API on `args.socket`: creates its folder, replaces a stale socket
-/// (refuses to steal one a live meshd answers on), sets mode and group, gives hand-written
-/// resources their metadata, and keeps doing so when the directory changes.
-pub async fn start(daemon: Arc<Daemon>, args: &Args) -> std::io::Result<()> {
+/// (refuses to steal one a live meshd answers on), sets mode and group.
+pub async fn start(applier: Arc<Applier>, args: &Args) -> std::io::Result<()> {
     let listener = bind(&args.socket)?;
     std::fs::set_permissions(
         &args.socket,
@@ -72,11 +72,9 @@ pub async fn start(daemon: Arc<Daemon>, args: &Args) -> std::io::Result<()> {
         socket: args.socket.clone(),
     };
 
-    store::remove_stale_temp_files(&daemon.config_dir);
-    stamp(&daemon, true).await;
-
     tracing::info!(socket = %args.socket.display(), mode = format!("{:o}", args.socket_mode), gid = group, "control API ready");
-    let ctx = Arc::new(Ctx { daemon, policy });
+    let ctx = Arc::new(Ctx { applier, policy });
+    let head_timeout = args.control_timeout;
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -95,6 +93,8 @@ pub async fn start(daemon: Arc<Daemon>, args: &Args) -> std::io::Result<()> {
                     async move { Ok::<_, Infallible>(handle(&ctx, caller, req).await) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(head_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
@@ -143,35 +143,6 @@ fn resolve_group(name: &str) -> std::io::Result<u32> {
     match nix::unistd::Group::from_name(name) {
         Ok(Some(g)) => Ok(g.gid.as_raw()),
         _ => Err(std::io::Error::other(format!("no group named {name:?}"))),
-    }
-}
-
-/// Gives every hand-written resource its metadata (written back atomically). At startup the
-/// result is applied at once; later the config watcher ([`crate::watch`]) calls this before
-/// each reload. A pass over
-/// complete files writes nothing, so the write-triggered pass is a no-op.
-pub(crate) async fn stamp(daemon: &Daemon, reload: bool) {
-    let _lock = daemon.config_lock.lock().await;
-    let changes = store::plan_stamp(&daemon.config_dir);
-    if changes.is_empty() {
-        return;
-    }
-    for c in &changes {
-        tracing::info!(file = %c.path.display(), "adding metadata to a hand-written resource file");
-    }
-    match store::write_unless_changed(&changes) {
-        Ok(0) => return,
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot add metadata to resource files");
-            return;
-        }
-    }
-    if reload {
-        if let Err(e) = daemon.reload_locked().await {
-            tracing::error!(error = %e, "reload after adding metadata failed; restoring files");
-            store::rollback(&changes);
-        }
     }
 }
 
@@ -268,7 +239,7 @@ async fn handle(ctx: &Ctx, caller: Option<Caller>, req: Request<Incoming>) -> Re
         (Method::GET, "/v1/ping") => reply(
             StatusCode::OK,
             &json!({"meshd": env!("CARGO_PKG_VERSION"),
-                    "configDir": ctx.daemon.config_dir.display().to_string()}),
+                    "configDir": ctx.applier.dir().display().to_string()}),
         ),
         (Method::GET, "/v1/resources") => list(ctx, kind, mesh, name).await,
         (Method::GET, "/v1/resource") => match (kind, name) {
@@ -318,11 +289,9 @@ fn entry_json(file: &Path, r: &Resource) -> Value {
 }
 
 async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<String>) -> Reply {
-    let set = match crate::load_unvalidated(&ctx.daemon.config_dir) {
-        Ok(s) => s,
-        Err(errors) => return dir_error(errors),
-    };
-    let items: Vec<Value> = set
+    let in_force = ctx.applier.in_force();
+    let items: Vec<Value> = in_force
+        .set
         .entries()
         .filter(|(_, r)| kind.is_none_or(|k| r.kind() == k))
         .filter(|(_, r)| mesh.as_deref().is_none_or(|m| r.mesh() == m))
@@ -336,11 +305,9 @@ async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<
 }
 
 async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Reply {
-    let set = match crate::load_unvalidated(&ctx.daemon.config_dir) {
-        Ok(s) => s,
-        Err(errors) => return dir_error(errors),
-    };
-    let r = match store::resolve(&set, kind, name, mesh) {
+    let in_force = ctx.applier.in_force();
+    let set = &in_force.set;
+    let r = match store::resolve(set, kind, name, mesh) {
         Ok(r) => r,
         Err(e) => return store_error(e),
     };
@@ -350,7 +317,7 @@ async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Repl
         .unwrap_or_default();
     let live = match kind {
         Kind::VirtualNode | Kind::VirtualGateway => {
-            live::node_state(&ctx.daemon.server.view.load(), r.mesh(), r.name())
+            live::node_state(&ctx.applier.server().view.load(), r.mesh(), r.name())
         }
         _ => None,
     };
@@ -400,21 +367,21 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
     if !errors.is_empty() {
         return store_error(StoreError::Invalid(errors));
     }
-    let daemon = &ctx.daemon;
-    let _lock = daemon.config_lock.lock().await;
-    let current = match crate::load_unvalidated(&daemon.config_dir) {
-        Ok(s) => s,
-        Err(errors) => return dir_error(errors),
+    // In its own task: a client hanging up cannot stop a change half-way.
+    let applier = ctx.applier.clone();
+    let done = tokio::spawn(async move {
+        applier
+            .change(dry_run, move |dir, current| {
+                store::plan_apply(dir, current, incoming)
+            })
+            .await
+    })
+    .await;
+    let outcomes = match done {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return change_error(e),
+        Err(e) => return internal(&format!("the apply failed: {e}")),
     };
-    let (outcomes, changes) = match store::plan_apply(&daemon.config_dir, &current, incoming) {
-        Ok(p) => p,
-        Err(e) => return store_error(e),
-    };
-    if !dry_run && !changes.is_empty() {
-        if let Err(e) = commit(daemon, &changes).await {
-            return e;
-        }
-    }
     let results: Vec<Value> = outcomes
         .iter()
         .map(|o| {
@@ -432,32 +399,26 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
     )
 }
 
-/// Writes the changes and puts them in force; on failure restores the files (and the running
-/// config) and says why.
-async fn commit(daemon: &Daemon, changes: &[store::FileChange]) -> Result<(), Reply> {
-    store::write_changes(changes).map_err(store_error)?;
-    match daemon.reload_locked().await {
-        Ok(_) => {
-            daemon.admin.stats.config_reload_success.inc();
-            Ok(())
-        }
-        Err(e) => {
-            store::rollback(changes);
-            if let Err(again) = daemon.reload_locked().await {
-                tracing::error!(error = %again, "reload after rollback failed");
-            }
-            daemon.admin.stats.config_reload_failure.inc();
-            tracing::warn!(error = %e, "change refused; files restored");
-            Err(match e {
-                ReloadError::Invalid(errors) => store_error(StoreError::Invalid(errors)),
-                ReloadError::Apply(e) => error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalServerErrorException",
-                    &format!("cannot put the change in force: {e}; nothing was changed"),
-                    &[],
-                ),
-            })
-        }
+fn internal(message: &str) -> Reply {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalServerErrorException",
+        message,
+        &[],
+    )
+}
+
+/// A refused or failed change: nothing was changed.
+fn change_error(e: ChangeError) -> Reply {
+    match e {
+        ChangeError::Store(e) => store_error(e),
+        ChangeError::DirInvalid(errors) => dir_error(errors),
+        ChangeError::Apply(e) => internal(&format!(
+            "cannot put the change in force: {e}; nothing was changed"
+        )),
+        ChangeError::Write(e) => internal(&format!(
+            "cannot write the config directory: {e}; the previous config is still in force"
+        )),
     }
 }
 
@@ -469,20 +430,22 @@ async fn delete(
     mesh: Option<&str>,
     dry_run: bool,
 ) -> Reply {
-    let daemon = &ctx.daemon;
-    let _lock = daemon.config_lock.lock().await;
-    let set = match crate::load_unvalidated(&daemon.config_dir) {
-        Ok(s) => s,
-        Err(errors) => return dir_error(errors),
-    };
-    let (deleted, changes) = match store::plan_delete(&set, kind, name, mesh) {
-        Ok(p) => p,
-        Err(e) => return store_error(e),
+    let applier = ctx.applier.clone();
+    let (name, mesh) = (name.to_owned(), mesh.map(str::to_owned));
+    let done = tokio::spawn(async move {
+        applier
+            .change(dry_run, move |_dir, set| {
+                store::plan_delete(set, kind, &name, mesh.as_deref())
+            })
+            .await
+    })
+    .await;
+    let deleted = match done {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return change_error(e),
+        Err(e) => return internal(&format!("the delete failed: {e}")),
     };
     if !dry_run {
-        if let Err(e) = commit(daemon, &changes).await {
-            return e;
-        }
         tracing::info!(uid = caller.map(|c| c.uid), resource = %deleted.label(), "deleted");
     }
     reply(

@@ -1,31 +1,31 @@
 //! meshd: the mesh proxy daemon.
 //!
-//! - [`proxy`]: the request path, where every request is admitted or refused;
-//! - [`server`]: listeners, clusters and how a new config is applied;
-//! - [`admin`] and [`render`]: the admin endpoint and its formats;
-//! - [`watch`]: the config directory watcher;
-//! - [`control`]: the control API on the Unix socket (meshctl).
+//! The request path: [`server`] (listeners, clusters, applying a compiled config), [`proxy`]
+//! (where every request is admitted or refused, and why), [`body`], [`upstream`].
+//! The config path: [`config`] (read, watch, apply, journal, snapshot) hands the server a
+//! compiled config; [`control`] is the control API on the Unix socket (meshctl) on top of it.
+//! The views: [`admin`] and [`render`].
 
 pub mod admin;
 pub mod body;
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod proxy;
 pub mod render;
 pub mod server;
 pub mod upstream;
-pub mod watch;
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mesh_core::model::{is_resource_file_name, ConfigError, MeshSet};
-use mesh_core::runtime::{compile, Overrides};
+use mesh_core::runtime::Overrides;
 
 use crate::admin::Admin;
 use crate::cli::Args;
+use crate::config::state::StateDir;
+use crate::config::{Applier, Settings, StartError};
 use crate::render::ServerStats;
 use crate::server::Server;
 
@@ -51,34 +51,6 @@ fn init_tracing(filter: &str) {
     }
 }
 
-/// Every resource of the directory with its file, each checked on its own but not against the
-/// others (so that an apply can repair a broken reference). A directory without resource files
-/// is an empty mesh (meshd then serves nothing until resources arrive).
-pub fn load_unvalidated(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
-    let has_files = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .any(|e| e.file_name().to_str().is_some_and(is_resource_file_name))
-        })
-        .unwrap_or(false);
-    if has_files {
-        MeshSet::load_dir(dir)
-    } else {
-        MeshSet::from_resources(Vec::new())
-    }
-}
-
-/// Reads and validates the config directory: [`load_unvalidated`], then whole-mesh validation.
-pub fn load(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
-    let set = load_unvalidated(dir)?;
-    let errors = set.validate();
-    if errors.is_empty() {
-        Ok(set)
-    } else {
-        Err(errors)
-    }
-}
-
 /// The per-process choices of the flags.
 pub fn overrides(args: &Args) -> Overrides {
     Overrides {
@@ -94,51 +66,6 @@ pub fn overrides(args: &Args) -> Overrides {
             .iter()
             .map(|n| (n.node.clone(), n.addr))
             .collect(),
-    }
-}
-
-/// `/config_dump`: the resources in force, in describe form, and where they came from.
-pub fn config_dump(set: &MeshSet) -> serde_json::Value {
-    let resources: Vec<serde_json::Value> = set
-        .entries()
-        .map(|(file, r)| serde_json::json!({"file": file.display().to_string(), "resource": r.to_describe_json()}))
-        .collect();
-    serde_json::json!({ "resources": resources })
-}
-
-/// Why the config directory could not be applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// Some resource is invalid (each error names file, JSON path and reason).
-    #[error("invalid config: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<ConfigError>),
-    /// The config is valid but could not be put in force (e.g. a port in use).
-    #[error(transparent)]
-    Apply(#[from] server::ApplyError),
-}
-
-/// The running daemon, as the watcher and the control API use it.
-pub struct Daemon {
-    /// The config directory (the source of truth).
-    pub config_dir: std::path::PathBuf,
-    /// The per-process flags.
-    pub overrides: Overrides,
-    /// Listeners and clusters.
-    pub server: Arc<Server>,
-    /// The admin endpoint's state (stats, config dump).
-    pub admin: Arc<Admin>,
-    /// Held while the config directory is written or reloaded, so changes apply one at a time.
-    pub config_lock: tokio::sync::Mutex<()>,
-}
-
-impl Daemon {
-    /// Reads, validates, compiles and applies the config directory. On error the running
-    /// config is unchanged. Callers that write the directory hold `config_lock` around both.
-    pub async fn reload_locked(&self) -> Result<MeshSet, ReloadError> {
-        let set = load(&self.config_dir).map_err(ReloadError::Invalid)?;
-        self.server.apply(compile(&set, &self.overrides)).await?;
-        self.admin.config_dump.store(Arc::new(config_dump(&set)));
-        Ok(set)
     }
 }
 
@@ -179,28 +106,53 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn serve(args: Args) -> ExitCode {
-    if let Err(e) = std::fs::create_dir_all(&args.config_dir) {
-        eprintln!(
-            "meshd: config directory {} : {e}",
-            args.config_dir.display()
-        );
-        return ExitCode::from(1);
-    }
-    let set = match load(&args.config_dir) {
+    let dir = match std::path::absolute(&args.config_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "meshd: config directory {} : {e}",
+                args.config_dir.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let state = match StateDir::open(&args.state_dir, &dir) {
         Ok(s) => s,
-        Err(errors) => {
+        Err(e) => {
+            eprintln!(
+                "meshd: state directory {} : {e} (give a writable --state-dir or MESHD_STATE_DIR)",
+                args.state_dir.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let server = Server::new(args.dns_refresh);
+    let stats = Arc::new(ServerStats::default());
+    let admin = Arc::new(Admin {
+        server: server.clone(),
+        stats: stats.clone(),
+        started: Instant::now(),
+        config_dump: arc_swap::ArcSwap::from_pointee(serde_json::json!({"resources": []})),
+    });
+    let settings = Settings {
+        dir: dir.clone(),
+        state,
+        overrides: overrides(&args),
+        strict: args.strict_config,
+    };
+    let applier = match Applier::start(settings, server.clone(), admin.clone()).await {
+        Ok(a) => a,
+        Err(StartError::Invalid(errors)) => {
             for e in &errors {
                 eprintln!("meshd: invalid config : {e}");
             }
             return ExitCode::from(2);
         }
+        Err(e) => {
+            eprintln!("meshd: {e}");
+            return ExitCode::from(1);
+        }
     };
-    let overrides = overrides(&args);
-    let server = Server::new(args.dns_refresh);
-    if let Err(e) = server.apply(compile(&set, &overrides)).await {
-        eprintln!("meshd: {e}");
-        return ExitCode::from(1);
-    }
     let admin_socket = match tokio::net::TcpListener::bind(args.admin).await {
         Ok(s) => s,
         Err(e) => {
@@ -209,32 +161,24 @@ async fn serve(args: Args) -> ExitCode {
         }
     };
     let admin_addr = admin_socket.local_addr().unwrap_or(args.admin);
-    let stats = Arc::new(ServerStats::default());
-    let admin = Arc::new(Admin {
-        server: server.clone(),
-        stats: stats.clone(),
-        started: Instant::now(),
-        config_dump: arc_swap::ArcSwap::from_pointee(config_dump(&set)),
-    });
     tokio::spawn(admin.clone().serve(admin_socket));
-    tracing::info!(admin = %admin_addr, config_dir = %args.config_dir.display(), resources = set.len(), "meshd ready");
+    let in_force = applier.in_force();
+    tracing::info!(
+        admin = %admin_addr,
+        config_dir = %dir.display(),
+        resources = in_force.set.len(),
+        from_snapshot = in_force.from_snapshot.as_deref().unwrap_or("no"),
+        "meshd ready"
+    );
 
-    let daemon = Arc::new(Daemon {
-        config_dir: args.config_dir.clone(),
-        overrides,
-        server: server.clone(),
-        admin: admin.clone(),
-        config_lock: tokio::sync::Mutex::new(()),
-    });
-    if let Err(e) = control::start(daemon.clone(), &args).await {
+    if let Err(e) = control::start(applier.clone(), &args).await {
         eprintln!("meshd: control socket {} : {e}", args.socket.display());
         return ExitCode::from(1);
     }
-    let watcher = watch::spawn(daemon.clone(), args.debounce);
-    let _watcher = match watcher {
+    let _watcher = match config::watch::spawn(applier.clone(), args.debounce) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("meshd: cannot watch {} : {e}", args.config_dir.display());
+            eprintln!("meshd: cannot watch {} : {e}", dir.display());
             return ExitCode::from(1);
         }
     };
@@ -250,23 +194,32 @@ async fn serve(args: Args) -> ExitCode {
     }
     notify_systemd("READY=1");
 
-    wait_for_signal().await;
+    wait_for_signal(&applier).await;
     notify_systemd("STOPPING=1");
     tracing::info!("meshd stopping");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT. SIGHUP re-reads the config directory meanwhile.
+async fn wait_for_signal(applier: &Applier) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
+        tracing::error!("cannot install signal handlers; stop meshd with SIGKILL");
         std::future::pending::<()>().await;
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!(signal = "SIGHUP", "re-reading the config directory");
+                applier.reload("SIGHUP").await;
+            }
+        }
     }
 }

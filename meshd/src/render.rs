@@ -29,6 +29,15 @@ pub struct ServerStats {
     pub config_reload_success: mesh_core::stats::Counter,
     /// Config changes rejected (the last good config kept serving).
     pub config_reload_failure: mesh_core::stats::Counter,
+    /// Times the config directory was found missing or empty while a config was in force (once
+    /// per episode; the running config kept serving).
+    pub config_dir_fault: mesh_core::stats::Counter,
+    /// Entries of the config directory skipped: dangling or looping symlinks, non-UTF-8 names,
+    /// directories or FIFOs named `*.json` (each counted once while it stays).
+    pub config_files_skipped: mesh_core::stats::Counter,
+    /// 1 while the config in force is not what the directory holds (the directory is missing,
+    /// empty or invalid, or meshd started from its last-good snapshot).
+    pub config_stale: mesh_core::stats::Gauge,
 }
 
 fn breaker_stats(prefix: &str, b: &Breakers, out: &mut Vec<(String, StatType, u64)>) {
@@ -175,6 +184,21 @@ pub fn collect(view: &View, server: &ServerStats, uptime: u64, node: Option<&str
             StatType::Counter,
             server.config_reload_failure.get(),
         ));
+        for (name, kind, value) in [
+            (
+                "config_dir_fault",
+                StatType::Counter,
+                server.config_dir_fault.get(),
+            ),
+            (
+                "config_files_skipped",
+                StatType::Counter,
+                server.config_files_skipped.get(),
+            ),
+            ("config_stale", StatType::Gauge, server.config_stale.get()),
+        ] {
+            raw.push((format!("server.{name}"), kind, value));
+        }
     }
     raw.sort_by(|a, b| a.0.cmp(&b.0));
     let cluster_names: Vec<&str> = view

@@ -318,10 +318,22 @@ pub fn walkthrough_config() -> (TempDir, PathBuf) {
     (dir, config)
 }
 
+/// The state directory tests give meshd for `config_dir`: a sibling, `<config_dir>.meshd-state`.
+pub fn state_dir_of(config_dir: &Path) -> PathBuf {
+    let mut name = config_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".meshd-state");
+    config_dir.with_file_name(name)
+}
+
 impl Meshd {
     /// Starts meshd on `config_dir` with the admin endpoint on a free loopback port, plus
     /// `extra` flags (e.g. `--listen green=127.0.0.1:0 --app green=IP:PORT`). Waits until the
-    /// admin endpoint answers `/ready`.
+    /// admin endpoint answers `/ready`. Unless `extra` names one, the state directory is
+    /// [`state_dir_of`] the config directory, so a restart on the same directory finds the
+    /// journal and snapshot of the previous run, as `/var/lib/meshd` would.
     pub fn start(config_dir: &Path, extra: &[&str]) -> Meshd {
         let dir = tempfile::tempdir().expect("tempdir");
         let addr_file = dir.path().join("admin.addr");
@@ -332,9 +344,11 @@ impl Meshd {
             .args(["--admin", "127.0.0.1:0", "--admin-address-path"])
             .arg(&addr_file)
             .arg("--socket")
-            .arg(&socket)
-            .args(extra)
-            .env("MESHD_LOG", "info,meshd=debug");
+            .arg(&socket);
+        if !extra.contains(&"--state-dir") {
+            cmd.arg("--state-dir").arg(state_dir_of(config_dir));
+        }
+        cmd.args(extra).env("MESHD_LOG", "info,meshd=debug");
         let (mut proc, stdout) = Proc::spawn("meshd", cmd, dir.path());
         // meshd's stdout may carry access logs: keep draining it.
         std::thread::spawn(move || {

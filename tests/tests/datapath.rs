@@ -278,6 +278,8 @@ fn a_port_in_use_exits_1_naming_the_node_and_address() {
         .arg(&config)
         .args(["--admin", "127.0.0.1:0", "--node", "green", "--listen"])
         .arg(format!("green={addr}"))
+        .arg("--state-dir")
+        .arg(mesh_tests::state_dir_of(&config))
         .output()
         .expect("run meshd");
     assert_eq!(out.status.code(), Some(1));

@@ -85,10 +85,10 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
 #[test]
 fn describe_apply_round_trips_and_versions_grow() {
     let (tmp, config) = walkthrough_config();
+    let hand_written = snapshot(&config);
     let m = Meshd::start(&config, GREEN);
-    // Hand-written files got their metadata at startup.
-    let mesh_file = std::fs::read_to_string(config.join("mesh.json")).expect("mesh.json");
-    assert!(mesh_file.contains("\"uid\""), "{mesh_file}");
+    // Hand-written files are never rewritten by meshd on its own: their metadata is derived.
+    assert_eq!(snapshot(&config), hand_written);
 
     let before = describe(&m.socket, "virtualnode", "green");
     assert_eq!(version(&before), 1);
@@ -414,7 +414,9 @@ fn socket_errors_are_one_clear_line() {
     let mut cmd = Command::new(bin("meshd"));
     cmd.arg("--config-dir")
         .arg(&config)
-        .args(["--admin", "127.0.0.1:0", "--socket"]);
+        .args(["--admin", "127.0.0.1:0", "--state-dir"])
+        .arg(mesh_tests::state_dir_of(&config))
+        .arg("--socket");
     cmd.arg(&m.socket).args(GREEN);
     let (mut second, _out) = Proc::spawn("meshd-second", cmd, dir.path());
     assert_eq!(second.wait_exit(Duration::from_secs(20)), Some(1));
@@ -431,7 +433,9 @@ fn socket_errors_are_one_clear_line() {
     let mut cmd = Command::new(bin("meshd"));
     cmd.arg("--config-dir")
         .arg(&config)
-        .args(["--admin", "127.0.0.1:0", "--socket"]);
+        .args(["--admin", "127.0.0.1:0", "--state-dir"])
+        .arg(mesh_tests::state_dir_of(&config))
+        .arg("--socket");
     cmd.arg(&stale)
         .args(["--node", "green", "--listen", "green=127.0.0.1:0"]);
     let (_third, _out) = Proc::spawn("meshd-third", cmd, dir.path());
@@ -493,23 +497,63 @@ fn validate_works_offline_and_tools_generate() {
 }
 
 #[test]
-fn hand_written_files_get_metadata_once_and_keep_their_shape() {
+fn hand_written_files_are_never_rewritten_and_get_the_same_metadata_everywhere() {
     let (_tmp, config) = walkthrough_config();
     let m = Meshd::start(&config, GREEN);
     let file = config.join("vn-blue.json");
     let tmp = config.join(".vn-blue.json.tmp");
     write_json(&tmp, &node("blue", 8081, 3));
     std::fs::rename(&tmp, &file).expect("rename");
-    let stamped = mesh_tests::eventually("meshd to add metadata", Duration::from_secs(10), || {
-        let text = std::fs::read_to_string(&file).ok()?;
-        text.contains("\"uid\"").then_some(text)
+    let written = std::fs::read_to_string(&file).expect("read");
+    let d = mesh_tests::eventually("meshd to load blue", Duration::from_secs(10), || {
+        let r = meshctl(&m.socket, &["describe", "vn", "blue"]);
+        (r.code == 0).then(|| serde_json::from_str::<Value>(&r.stdout).expect("json"))
     });
-    let v: Value = serde_json::from_str(&stamped).expect("json");
-    assert_eq!(v["virtualNodeName"], "blue", "kept flat: {v}");
-    assert_eq!(version(&v), 1);
-    // The pass triggered by meshd's own write changes nothing.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(std::fs::read_to_string(&file).expect("read"), stamped);
-    let d = describe(&m.socket, "vn", "blue");
-    assert_eq!(d["virtualNode"]["metadata"]["uid"], v["metadata"]["uid"]);
+    let meta = &d["virtualNode"]["metadata"];
+    assert_eq!(meta["version"], 1, "{d}");
+    assert!(meta["uid"].as_str().is_some_and(|u| u.len() == 36), "{d}");
+    // Timestamps come from the file, not from this machine's clock at load time.
+    let mtime: std::time::SystemTime = std::fs::metadata(&file)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let created = meta["createdAt"].as_str().expect("createdAt").to_owned();
+    let parsed = humantime_like(&created);
+    let mtime_ms = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_millis();
+    assert_eq!(parsed, mtime_ms, "{created}");
+    // The file is exactly what the user wrote.
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), written);
+
+    // Another meshd on a copy of the directory (another VM with the same files) reports the
+    // same uid.
+    let other = tempfile::tempdir().expect("tempdir");
+    let copy = other.path().join("config");
+    std::fs::create_dir(&copy).expect("mkdir");
+    for (path, text) in snapshot(&config) {
+        std::fs::write(copy.join(path.file_name().expect("name")), text).expect("copy");
+    }
+    let m2 = Meshd::start(&copy, GREEN);
+    let d2 = describe(&m2.socket, "vn", "blue");
+    assert_eq!(d2["virtualNode"]["metadata"]["uid"], meta["uid"]);
+    assert_eq!(
+        describe(&m2.socket, "mesh", "color-mesh")["mesh"]["metadata"]["uid"],
+        describe(&m.socket, "mesh", "color-mesh")["mesh"]["metadata"]["uid"]
+    );
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time with milliseconds
+/// (`2026-11-22T17:57:58.246Z`), as meshd prints them.
+fn humantime_like(text: &str) -> u128 {
+    let out = run_bounded(
+        {
+            let mut c = Command::new("date");
+            c.args(["-u", "-d", text, "+%s%3N"]);
+            c
+        },
+        "date",
+    );
+    out.stdout.trim().parse().expect("date prints milliseconds")
 }

@@ -23,7 +23,8 @@
 //! (`HttpConnectionPool::max_pending_requests_or_default`, `HttpTimeout::per_request_or_default`,
 //! `DnsServiceDiscovery::response_type_or_default`, …), so `describe` shows what the user wrote.
 //!
-//! This module does no I/O except [`MeshSet::load_dir`], which reads the directory's files.
+//! This module does no I/O except [`read_config_dir`] and [`MeshSet::load_dir`], which read the
+//! directory's files.
 
 mod common;
 mod document;
@@ -36,6 +37,7 @@ mod resource;
 mod router;
 mod service;
 mod set;
+mod source;
 mod validate;
 mod validate_listener;
 mod validate_route;
@@ -49,6 +51,9 @@ pub use resource::{Kind, Resource, ResourceKey};
 pub use router::*;
 pub use service::*;
 pub use set::{is_resource_file_name, MeshSet};
+pub use source::{
+    parse_files, read_config_dir, Listing, Skipped, SourceFile, MAX_DIR_BYTES, MAX_FILE_BYTES,
+};
 pub use validate::validate_resource;
 
 #[cfg(test)]

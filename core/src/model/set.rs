@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::document::parse_document;
 use super::error::ConfigError;
 use super::gateway::{GatewayRoute, VirtualGateway};
 use super::node::VirtualNode;
@@ -42,63 +41,23 @@ pub fn is_resource_file_name(name: &str) -> bool {
 // === impl MeshSet ===
 
 impl MeshSet {
-    /// Reads every resource file of `dir` (see [`is_resource_file_name`]; subdirectories are not
-    /// read) and builds the set. A missing or unreadable directory, or one without resource
-    /// files, is an error naming the directory. All parse and per-resource errors of all files
-    /// are returned together.
+    /// Reads every resource file of `dir` ([`read_config_dir`](super::read_config_dir): see it
+    /// for names, size limits and what is skipped) and builds the set. A missing or unreadable
+    /// directory, or one without resource files, is an error naming the directory. All read,
+    /// parse and per-resource errors of all files are returned together.
     pub fn load_dir(dir: &Path) -> Result<MeshSet, Vec<ConfigError>> {
         let dir_error = |message: String| vec![ConfigError::new(dir, None, "", message)];
-        let read = std::fs::read_dir(dir)
+        let listing = super::source::read_config_dir(dir)
             .map_err(|e| dir_error(format!("cannot read config directory: {e}")))?;
-        let mut files = Vec::new();
-        for entry in read {
-            let entry =
-                entry.map_err(|e| dir_error(format!("cannot read config directory: {e}")))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !is_resource_file_name(name) {
-                continue;
-            }
-            let path = entry.path();
-            // Follows symlinks, so a linked file counts and a linked directory does not.
-            if std::fs::metadata(&path)
-                .map(|m| m.is_file())
-                .unwrap_or(false)
-            {
-                files.push(path);
-            }
+        if !listing.errors.is_empty() {
+            return Err(listing.errors);
         }
-        if files.is_empty() {
+        if listing.files.is_empty() {
             return Err(dir_error(
                 "no resource files (*.json) in the config directory".to_string(),
             ));
         }
-        files.sort();
-
-        let mut resources = Vec::new();
-        let mut errors = Vec::new();
-        for file in files {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
-                Err(e) => {
-                    errors.push(ConfigError::new(
-                        &file,
-                        None,
-                        "",
-                        format!("cannot read: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            match parse_document(&file, &text) {
-                Ok(list) => resources.extend(list.into_iter().map(|r| (file.clone(), r))),
-                Err(list) => errors.extend(list),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        MeshSet::from_resources(resources)
+        MeshSet::from_resources(super::source::parse_files(&listing.files)?)
     }
 
     /// [`MeshSet::load_dir`] followed by [`MeshSet::validate`]: `Ok` only for a set with no

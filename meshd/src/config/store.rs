@@ -1,18 +1,17 @@
-//! The config directory as the control API writes it: durable atomic file writes, App Mesh
-//! metadata (ARN, uid, version, timestamps), and the plans behind apply and delete.
+//! The config directory as the control API changes it: App Mesh metadata (ARN, uid, version,
+//! timestamps), and the plans behind apply and delete.
 //!
 //! Every change is computed first as a list of [`FileChange`]s (new content, old content); only a
-//! complete, valid plan is written. Each file is replaced atomically (temp file, fsync, rename,
-//! fsync of the directory), so a crash at any moment leaves every file either old or new.
+//! complete, valid plan is put in force and then written, all files at once under the journal
+//! ([`super::journal`]), so a crash at any moment leaves the whole old set or the whole new set.
+//!
+//! meshd never writes to a file on its own: a resource written by hand without metadata gets a
+//! deterministic one in memory ([`derive_metadata`]); files are written only by an apply or a
+//! delete that changes them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-pub use super::files::{
-    remove_durable, remove_stale_temp_files, rollback, write_atomic, write_changes,
-    write_unless_changed,
-};
 
 use mesh_core::model::{
     ConfigError, Kind, MeshSet, Resource, ResourceKey, ResourceMetadata, ResourceStatus,
@@ -107,12 +106,41 @@ pub fn arn(key: &ResourceKey) -> String {
 
 /// The current time as App Mesh's CLI v2 prints it (ISO 8601, milliseconds, UTC).
 pub fn now() -> Timestamp {
-    Timestamp::Text(humantime::format_rfc3339_millis(SystemTime::now()).to_string())
+    timestamp(SystemTime::now())
 }
 
-/// Fills every missing metadata member (version 1, created now, a fresh uid) and an `ACTIVE`
-/// status. Members already present are kept, so a second call changes nothing. Returns whether
-/// anything changed.
+/// The namespace of derived uids: a fixed UUID, so that every meshd derives the same uid for the
+/// same resource.
+const UID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d657368_2d75_6964_8000_00000000c0de);
+
+/// The uid of a resource: derived from its kind, mesh and name (UUID v5), the same on every
+/// machine.
+pub fn derived_uid(key: &ResourceKey) -> String {
+    let name = format!(
+        "{}/{}/{}",
+        key.kind.as_str(),
+        key.mesh,
+        key.qualified_name()
+    );
+    uuid::Uuid::new_v5(&UID_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// A time as App Mesh's CLI v2 prints it.
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    Timestamp::Text(humantime::format_rfc3339_millis(t).to_string())
+}
+
+/// Gives a resource read from a file the metadata meshd derives for what the file leaves out:
+/// uid from kind, mesh and name, version 1, created and updated at the file's modification
+/// time. Deterministic: the same file gives the same metadata on every machine, and nothing is
+/// written back.
+pub fn derive_metadata(r: &mut Resource, modified: Option<SystemTime>) {
+    complete_metadata(r, &timestamp(modified.unwrap_or(SystemTime::UNIX_EPOCH)));
+}
+
+/// Fills every missing metadata member (version 1, created `now`, the derived uid) and an
+/// `ACTIVE` status. Members already present are kept, so a second call changes nothing. Returns
+/// whether anything changed.
 pub fn complete_metadata(r: &mut Resource, now: &Timestamp) -> bool {
     let before = (r.metadata().cloned(), r.status().cloned());
     let mut m = before.0.clone().unwrap_or(ResourceMetadata {
@@ -129,8 +157,7 @@ pub fn complete_metadata(r: &mut Resource, now: &Timestamp) -> bool {
     m.last_updated_at.get_or_insert(created);
     m.mesh_owner.get_or_insert_with(|| ACCOUNT.to_string());
     m.resource_owner.get_or_insert_with(|| ACCOUNT.to_string());
-    m.uid
-        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+    m.uid.get_or_insert_with(|| derived_uid(&r.key()));
     m.version.get_or_insert(1);
     let status = before.1.clone().unwrap_or(ResourceStatus {
         status: StatusCode::Active,
@@ -206,39 +233,9 @@ fn read_file(file: &Path, bytes: &[u8]) -> (Vec<Resource>, BTreeSet<ResourceKey>
     (resources, flat)
 }
 
-/// The changes that give every resource file complete metadata (hand-written files get it on
-/// first load), each file keeping its shape. Files already complete are left alone, so a second
-/// pass plans nothing. Nothing is planned while the directory is invalid (someone may be in the
-/// middle of editing it). `old` is exactly the bytes the plan was made from.
-pub fn plan_stamp(dir: &Path) -> Vec<FileChange> {
-    let Ok(set) = crate::load_unvalidated(dir) else {
-        return Vec::new();
-    };
-    if !set.validate().is_empty() {
-        return Vec::new();
-    }
-    let now = now();
-    let files: BTreeSet<PathBuf> = set.entries().map(|(f, _)| f.to_path_buf()).collect();
-    let mut changes = Vec::new();
-    for file in files {
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
-        };
-        let (mut resources, flat) = read_file(&file, &bytes);
-        if resources.is_empty() || resources.iter().all(has_complete_metadata) {
-            continue;
-        }
-        for r in &mut resources {
-            complete_metadata(r, &now);
-        }
-        let refs: Vec<&Resource> = resources.iter().collect();
-        changes.push(FileChange {
-            new: Some(render_file(&refs, &flat)),
-            old: Some(bytes),
-            path: file,
-        });
-    }
-    changes
+/// Whether a directory entry exists at `path` (a dangling symlink counts: it is the user's).
+fn occupied(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// The file a new resource goes to: `<kind>-<name>.json` (`route-<router>-<name>.json`), or
@@ -263,13 +260,13 @@ fn new_file_for(dir: &Path, r: &Resource, taken: &BTreeSet<PathBuf>) -> PathBuf 
     ];
     for name in candidates.iter() {
         let path = dir.join(name.trim_start_matches('.'));
-        if !path.exists() && !taken.contains(&path) {
+        if !occupied(&path) && !taken.contains(&path) {
             return path;
         }
     }
     for i in 2.. {
         let path = dir.join(format!("{kind}-{}-{qualified}-{i}.json", clean(r.mesh())));
-        if !path.exists() && !taken.contains(&path) {
+        if !occupied(&path) && !taken.contains(&path) {
             return path;
         }
     }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use mesh_core::model::{parse_document, Kind, MeshSet, Resource};
 
 use super::*;
+use crate::config::files::{remove_durable, write_atomic};
 
 fn res(text: &str) -> Resource {
     parse_document(Path::new("t.json"), text)

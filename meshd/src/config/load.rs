@@ -1,0 +1,174 @@
+//! Turning files into a config: read the directory (or take files from the snapshot or an
+//! apply), parse, give hand-written resources their derived metadata, validate, compile. All of
+//! it is blocking work: callers run it on a blocking thread, never on the proxy's workers.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::time::SystemTime;
+
+use mesh_core::model::{parse_files, read_config_dir, ConfigError, MeshSet, Skipped, SourceFile};
+use mesh_core::runtime::{compile, Overrides, RuntimeConfig};
+
+use super::store::derive_metadata;
+
+/// A config read from files and ready to put in force.
+pub struct Loaded {
+    /// The files it came from, sorted by path.
+    pub files: Vec<SourceFile>,
+    /// Their resources.
+    pub set: MeshSet,
+    /// [`fingerprint`] of the files.
+    pub fingerprint: u64,
+}
+
+/// A config compiled for the server, with what the admin shows of it.
+pub struct Compiled {
+    /// The files and resources.
+    pub loaded: Loaded,
+    /// What the server runs.
+    pub runtime: RuntimeConfig,
+    /// `/config_dump`.
+    pub dump: serde_json::Value,
+}
+
+/// What reading the config directory found.
+pub enum DirState {
+    /// The directory is missing or cannot be read.
+    Missing(std::io::Error),
+    /// The directory holds no resource files.
+    Empty(Vec<Skipped>),
+    /// Some file cannot be used, or the resources are invalid.
+    Invalid(Vec<ConfigError>, Vec<Skipped>),
+    /// A valid config.
+    Valid(Box<Compiled>, Vec<Skipped>),
+}
+
+/// A hash of the files' names and contents: equal fingerprints mean the same config. (Stable
+/// within one process, which is all it is used for.)
+pub fn fingerprint(files: &[SourceFile]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for f in files {
+        f.path.hash(&mut h);
+        f.text.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Parses `files` into a set: each resource checked on its own, metadata derived where the file
+/// has none; with `validate`, the whole-mesh rules too.
+pub fn from_files(files: Vec<SourceFile>, validate: bool) -> Result<Loaded, Vec<ConfigError>> {
+    let mut resources = parse_files(&files)?;
+    for (path, r) in &mut resources {
+        let modified = files
+            .iter()
+            .find(|f| &f.path == path)
+            .and_then(|f| f.modified);
+        derive_metadata(r, modified);
+    }
+    let set = MeshSet::from_resources(resources)?;
+    if validate {
+        let errors = set.validate();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
+    Ok(Loaded {
+        fingerprint: fingerprint(&files),
+        files,
+        set,
+    })
+}
+
+/// Compiles a loaded config for the server.
+pub fn compile_loaded(loaded: Loaded, overrides: &Overrides) -> Compiled {
+    let runtime = compile(&loaded.set, overrides);
+    let dump = config_dump(&loaded.set);
+    Compiled {
+        loaded,
+        runtime,
+        dump,
+    }
+}
+
+/// Reads, validates and compiles the directory.
+pub fn read_dir(dir: &Path, overrides: &Overrides) -> DirState {
+    let listing = match read_config_dir(dir) {
+        Ok(l) => l,
+        Err(e) => return DirState::Missing(e),
+    };
+    if !listing.errors.is_empty() {
+        return DirState::Invalid(listing.errors, listing.skipped);
+    }
+    if listing.files.is_empty() {
+        return DirState::Empty(listing.skipped);
+    }
+    match from_files(listing.files, true) {
+        Ok(loaded) => DirState::Valid(Box::new(compile_loaded(loaded, overrides)), listing.skipped),
+        Err(errors) => DirState::Invalid(errors, listing.skipped),
+    }
+}
+
+/// Every resource of the directory with its file, each checked on its own but not against the
+/// others (so that an apply can repair a broken reference). A missing directory or one without
+/// resource files is an empty set.
+pub fn read_unvalidated(dir: &Path) -> Result<Loaded, Vec<ConfigError>> {
+    let listing = match read_config_dir(dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => {
+            return Err(vec![ConfigError::new(
+                dir,
+                None,
+                "",
+                format!("cannot read config directory: {e}"),
+            )])
+        }
+    };
+    if !listing.errors.is_empty() {
+        return Err(listing.errors);
+    }
+    from_files(listing.files, false)
+}
+
+/// `/config_dump`: the resources in force, in describe form, and where they came from.
+pub fn config_dump(set: &MeshSet) -> serde_json::Value {
+    let resources: Vec<serde_json::Value> = set
+        .entries()
+        .map(|(file, r)| serde_json::json!({"file": file.display().to_string(), "resource": r.to_describe_json()}))
+        .collect();
+    serde_json::json!({ "resources": resources })
+}
+
+/// The files after `changes`: replaced, added (modified now) or removed; sorted by path.
+pub fn apply_changes(
+    mut files: Vec<SourceFile>,
+    changes: &[super::store::FileChange],
+) -> Result<Vec<SourceFile>, String> {
+    for c in changes {
+        let at = files.iter().position(|f| f.path == c.path);
+        match &c.new {
+            Some(bytes) => {
+                let text = String::from_utf8(bytes.clone())
+                    .map_err(|_| format!("{}: new content is not UTF-8", c.path.display()))?;
+                let file = SourceFile {
+                    path: c.path.clone(),
+                    text,
+                    modified: Some(SystemTime::now()),
+                    link_target: at.and_then(|i| files[i].link_target.clone()),
+                };
+                match at {
+                    Some(i) => files[i] = file,
+                    None => files.push(file),
+                }
+            }
+            None => {
+                if let Some(i) = at {
+                    files.remove(i);
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
