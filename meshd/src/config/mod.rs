@@ -151,6 +151,7 @@ impl Applier {
             }
         }
         files::remove_stale_temp_files(&settings.dir);
+        files::remove_stale_temp_files(settings.state.root());
 
         let (dir, overrides) = (settings.dir.clone(), settings.overrides.clone());
         let read = blocking(move || load::read_dir(&dir, &overrides)).await;
