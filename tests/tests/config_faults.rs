@@ -655,4 +655,9 @@ fn a_20000_route_reload_does_not_stall_another_listener() {
     eprintln!(
         "20 000-route reload applied in {applied_in:?}; {ok} probes on green's listener meanwhile, slowest {slowest:?}"
     );
+    for line in g.meshd.proc.stderr().lines() {
+        if line.contains("config applied") || line.contains("config directory read") {
+            eprintln!("meshd: {line}");
+        }
+    }
 }

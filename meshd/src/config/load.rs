@@ -103,10 +103,19 @@ pub fn read_dir(dir: &Path, overrides: &Overrides) -> DirState {
     if listing.files.is_empty() {
         return DirState::Empty(listing.skipped);
     }
-    match from_files(listing.files, true) {
-        Ok(loaded) => DirState::Valid(Box::new(compile_loaded(loaded, overrides)), listing.skipped),
-        Err(errors) => DirState::Invalid(errors, listing.skipped),
-    }
+    let t = std::time::Instant::now();
+    let loaded = match from_files(listing.files, true) {
+        Ok(loaded) => loaded,
+        Err(errors) => return DirState::Invalid(errors, listing.skipped),
+    };
+    let parsed = t.elapsed();
+    let compiled = compile_loaded(loaded, overrides);
+    tracing::debug!(
+        parse_validate_ms = parsed.as_millis() as u64,
+        compile_ms = (t.elapsed() - parsed).as_millis() as u64,
+        "config directory read"
+    );
+    DirState::Valid(Box::new(compiled), listing.skipped)
 }
 
 /// Every resource of the directory with its file, each checked on its own but not against the

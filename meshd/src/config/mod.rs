@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use mesh_core::model::{ConfigError, MeshSet, Skipped, SourceFile};
-use mesh_core::runtime::Overrides;
+use mesh_core::runtime::{Overrides, RuntimeConfig};
 
 use crate::admin::Admin;
 use crate::server::{ApplyError, Server};
@@ -121,6 +121,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// Puts `config` in force on a blocking thread: building the listeners' tables and freeing the
+/// previous config of a large mesh takes milliseconds that no request should wait for. Returns
+/// the config that was in force before.
+async fn put_in_force(
+    server: &Arc<Server>,
+    config: RuntimeConfig,
+) -> Result<RuntimeConfig, ApplyError> {
+    let server = server.clone();
+    let handle = tokio::runtime::Handle::current();
+    blocking(move || {
+        let previous = server.view.load().config.clone();
+        handle.block_on(server.apply(config)).map(|()| previous)
+    })
+    .await
 }
 
 fn log_errors(errors: &[ConfigError], what: &str) {
@@ -237,7 +253,7 @@ impl Applier {
                 }
             }
         };
-        server.apply(compiled.runtime).await?;
+        put_in_force(&server, compiled.runtime).await?;
         admin.config_dump.store(Arc::new(compiled.dump));
         admin
             .stats
@@ -283,7 +299,9 @@ impl Applier {
     pub async fn reload(&self, trigger: &'static str) -> bool {
         let mut status = self.status.lock().await;
         let (dir, overrides) = (self.settings.dir.clone(), self.settings.overrides.clone());
+        let started = std::time::Instant::now();
         let read = blocking(move || load::read_dir(&dir, &overrides)).await;
+        let read_ms = started.elapsed().as_millis() as u64;
         let in_force = self.in_force();
         let stats = &self.admin.stats;
         match read {
@@ -315,12 +333,14 @@ impl Applier {
                     return true;
                 }
                 let resources = compiled.loaded.set.len();
-                match self.server.apply(compiled.runtime).await {
-                    Ok(()) => {
+                let applying = std::time::Instant::now();
+                match put_in_force(&self.server, compiled.runtime).await {
+                    Ok(_previous) => {
+                        let apply_ms = applying.elapsed().as_millis() as u64;
+                        self.clear_fault(&mut status);
                         self.publish(compiled.loaded, compiled.dump).await;
                         stats.config_reload_success.inc();
-                        tracing::info!(resources, trigger, "config applied");
-                        self.clear_fault(&mut status);
+                        tracing::info!(resources, trigger, read_ms, apply_ms, "config applied");
                         true
                     }
                     Err(e) => {
@@ -363,9 +383,7 @@ impl Applier {
         let Some((changes, compiled)) = planned else {
             return Ok(out);
         };
-        let previous = self.server.view.load().config.clone();
-        self.server
-            .apply(compiled.runtime)
+        let previous = put_in_force(&self.server, compiled.runtime)
             .await
             .map_err(ChangeError::Apply)?;
         let (state, dir) = (self.settings.state.clone(), self.settings.dir.clone());
@@ -376,7 +394,7 @@ impl Applier {
         })
         .await;
         if let Err(e) = written {
-            if let Err(again) = self.server.apply(previous).await {
+            if let Err(again) = put_in_force(&self.server, previous).await {
                 tracing::error!(error = %again, "cannot put the previous config back in force");
             }
             self.admin.stats.config_reload_failure.inc();
@@ -390,7 +408,7 @@ impl Applier {
 
     /// Makes `loaded` the config in force (the server already runs it) and saves the snapshot.
     async fn publish(&self, loaded: Loaded, dump: serde_json::Value) {
-        self.admin.config_dump.store(Arc::new(dump));
+        let old_dump = self.admin.config_dump.swap(Arc::new(dump));
         let old = self.in_force.swap(Arc::new(InForce {
             fingerprint: loaded.fingerprint,
             files: loaded.files,
@@ -398,7 +416,7 @@ impl Applier {
             from_snapshot: None,
         }));
         // A large config takes a while to free: not on a proxy worker.
-        tokio::task::spawn_blocking(move || drop(old));
+        tokio::task::spawn_blocking(move || drop((old, old_dump)));
         self.save_snapshot().await;
     }
 
