@@ -204,3 +204,138 @@ pub fn parse_files(files: &[SourceFile]) -> Result<Vec<(PathBuf, Resource)>, Vec
         Err(errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let p = std::env::temp_dir()
+                .join(format!("mesh-core-source-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            Dir(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const MESH: &str = r#"{"meshName": "m", "spec": {}}"#;
+
+    fn reasons(l: &Listing) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = l
+            .skipped
+            .iter()
+            .map(|s| {
+                let name = s.path.file_name().map(|n| n.to_string_lossy().into_owned());
+                (name.unwrap_or_default(), s.reason.clone())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn odd_entries_are_skipped_with_a_reason() {
+        let d = Dir::new("odd");
+        std::fs::write(d.0.join("mesh.json"), MESH).expect("write");
+        std::os::unix::fs::symlink(d.0.join("gone.json"), d.0.join("dangling.json")).expect("link");
+        std::os::unix::fs::symlink(d.0.join("b.json"), d.0.join("a.json")).expect("link");
+        std::os::unix::fs::symlink(d.0.join("a.json"), d.0.join("b.json")).expect("link");
+        std::fs::create_dir(d.0.join("sub.json")).expect("mkdir");
+        let bad = std::ffi::OsStr::from_bytes(b"\xff.json");
+        std::fs::write(d.0.join(bad), MESH).expect("write");
+        // Not resource files at all: not mentioned.
+        std::fs::write(d.0.join("notes.txt"), "x").expect("write");
+        std::fs::write(d.0.join(".hidden.json"), "x").expect("write");
+
+        let l = read_config_dir(&d.0).expect("reads");
+        assert_eq!(l.files.len(), 1);
+        assert!(l.errors.is_empty());
+        let r = reasons(&l);
+        assert_eq!(r.len(), 5, "{r:?}");
+        assert!(
+            r[0].0 == "a.json" && r[0].1.starts_with("a symlink loop"),
+            "{r:?}"
+        );
+        assert!(
+            r[1].0 == "b.json" && r[1].1.starts_with("a symlink loop"),
+            "{r:?}"
+        );
+        assert!(
+            r[2].0 == "dangling.json" && r[2].1.starts_with("a dangling symlink"),
+            "{r:?}"
+        );
+        assert!(
+            r[3].0 == "sub.json" && r[3].1.starts_with("a directory"),
+            "{r:?}"
+        );
+        assert!(r[4].1.contains("not valid UTF-8"), "{r:?}");
+    }
+
+    #[test]
+    fn a_symlinked_file_is_read_through_its_link() {
+        let d = Dir::new("link");
+        let elsewhere = Dir::new("target");
+        let target = elsewhere.0.join("mesh.json");
+        std::fs::write(&target, MESH).expect("write");
+        std::os::unix::fs::symlink(&target, d.0.join("mesh.json")).expect("link");
+        let l = read_config_dir(&d.0).expect("reads");
+        assert_eq!(l.files.len(), 1);
+        assert_eq!(l.files[0].path, d.0.join("mesh.json"));
+        assert_eq!(
+            l.files[0].link_target.as_deref(),
+            Some(std::fs::canonicalize(&target).expect("canon").as_path())
+        );
+        assert_eq!(l.files[0].text, MESH);
+    }
+
+    #[test]
+    fn limits_name_the_file_and_the_limit() {
+        let d = Dir::new("big");
+        let mut text = MESH.to_string();
+        text.push_str(&" ".repeat(MAX_FILE_BYTES as usize));
+        std::fs::write(d.0.join("big.json"), &text).expect("write");
+        std::fs::write(d.0.join("latin1.json"), b"{\"meshName\": \"caf\xe9\"}").expect("write");
+        let l = read_config_dir(&d.0).expect("reads");
+        assert!(l.files.is_empty());
+        let lines: Vec<String> = l.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("big.json") && lines[0].contains("8 MiB per resource file"));
+        assert!(lines[1].contains("latin1.json") && lines[1].contains("not UTF-8"));
+
+        // Many files under the per-file limit can still exceed the directory's.
+        let d = Dir::new("many");
+        let mut five = MESH.to_string();
+        five.push_str(&" ".repeat(7 << 20));
+        for i in 0..5 {
+            std::fs::write(d.0.join(format!("m{i}.json")), &five).expect("write");
+        }
+        let l = read_config_dir(&d.0).expect("reads");
+        assert_eq!(l.errors.len(), 1);
+        assert!(
+            l.errors[0].to_string().contains("32 MiB"),
+            "{}",
+            l.errors[0]
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_and_an_empty_one_is_not() {
+        let d = Dir::new("empty");
+        assert!(read_config_dir(&d.0).expect("reads").files.is_empty());
+        assert!(read_config_dir(&d.0.join("nope")).is_err());
+    }
+}

@@ -120,3 +120,124 @@ pub fn recover(state: &StateDir, config_dir: &Path) -> std::io::Result<usize> {
     remove_durable(&path)?;
     Ok(journal.changes.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(path: &Path, new: Option<&str>, old: Option<&str>) -> FileChange {
+        FileChange {
+            path: path.to_path_buf(),
+            new: new.map(|s| s.as_bytes().to_vec()),
+            old: old.map(|s| s.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn commit_writes_every_file_and_leaves_no_journal() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = tmp.path().join("config");
+        std::fs::create_dir(&config).expect("mkdir");
+        let state = StateDir::open(&tmp.path().join("state"), &config).expect("state");
+        std::fs::write(config.join("gone.json"), "old").expect("write");
+        let changes = [
+            change(&config.join("a.json"), Some("A"), None),
+            change(&config.join("b.json"), Some("B"), None),
+            change(&config.join("gone.json"), None, Some("old")),
+        ];
+        commit(&state, &config, &changes).expect("commit");
+        assert_eq!(
+            std::fs::read_to_string(config.join("a.json")).expect("a"),
+            "A"
+        );
+        assert_eq!(
+            std::fs::read_to_string(config.join("b.json")).expect("b"),
+            "B"
+        );
+        assert!(!config.join("gone.json").exists());
+        assert!(!state.journal().exists());
+        assert_eq!(recover(&state, &config).expect("recover"), 0);
+    }
+
+    #[test]
+    fn a_journal_left_by_a_crash_is_finished_at_start() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = tmp.path().join("config");
+        std::fs::create_dir(&config).expect("mkdir");
+        let state = StateDir::open(&tmp.path().join("state"), &config).expect("state");
+        // The crash came after the commit point, with one of three files written.
+        std::fs::write(config.join("a.json"), "A").expect("write");
+        std::fs::write(config.join("c.json"), "old c").expect("write");
+        let journal = Journal {
+            config_dir: config.clone(),
+            changes: vec![
+                Entry {
+                    file: config.join("a.json"),
+                    content: Some("A".into()),
+                },
+                Entry {
+                    file: config.join("b.json"),
+                    content: Some("B".into()),
+                },
+                Entry {
+                    file: config.join("c.json"),
+                    content: None,
+                },
+            ],
+        };
+        std::fs::write(state.journal(), serde_json::to_vec(&journal).expect("json"))
+            .expect("write journal");
+        assert_eq!(recover(&state, &config).expect("recover"), 3);
+        assert_eq!(
+            std::fs::read_to_string(config.join("b.json")).expect("b"),
+            "B"
+        );
+        assert!(!config.join("c.json").exists());
+        assert!(!state.journal().exists());
+    }
+
+    #[test]
+    fn a_journal_of_another_directory_is_moved_aside() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = tmp.path().join("config");
+        std::fs::create_dir(&config).expect("mkdir");
+        let state = StateDir::open(&tmp.path().join("state"), &config).expect("state");
+        let journal = Journal {
+            config_dir: tmp.path().join("other"),
+            changes: vec![Entry {
+                file: config.join("x.json"),
+                content: Some("X".into()),
+            }],
+        };
+        std::fs::write(state.journal(), serde_json::to_vec(&journal).expect("json"))
+            .expect("write journal");
+        assert_eq!(recover(&state, &config).expect("recover"), 0);
+        assert!(!config.join("x.json").exists());
+        assert!(!state.journal().exists());
+    }
+
+    #[test]
+    fn writes_go_through_symlinks() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = tmp.path().join("config");
+        let store = tmp.path().join("store");
+        std::fs::create_dir(&config).expect("mkdir");
+        std::fs::create_dir(&store).expect("mkdir");
+        std::fs::write(store.join("vn.json"), "v1").expect("write");
+        // A relative link, as `ln -s ../store/vn.json` makes.
+        std::os::unix::fs::symlink("../store/vn.json", config.join("vn.json")).expect("link");
+        let state = StateDir::open(&tmp.path().join("state"), &config).expect("state");
+        commit(
+            &state,
+            &config,
+            &[change(&config.join("vn.json"), Some("v2"), Some("v1"))],
+        )
+        .expect("commit");
+        let meta = std::fs::symlink_metadata(config.join("vn.json")).expect("lstat");
+        assert!(meta.file_type().is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(store.join("vn.json")).expect("read"),
+            "v2"
+        );
+    }
+}
