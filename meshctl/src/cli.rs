@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
   meshctl describe vn green --live            # plus breaker occupancy and hosts
   meshctl delete route color-paths/red
   meshctl validate -f config/                 # offline, no daemon (CI)
+  meshctl validate -f config/ -o json | jq .notInForce   # accepted settings not in force yet
 
 Kinds: mesh, virtualnode (vn), virtualgateway (vg), gatewayroute (gr), virtualrouter (vr),
 route (rt), virtualservice (vs); also virtual-node, VirtualNode, plurals.
@@ -67,7 +68,8 @@ pub enum Command {
         output: Format,
     },
     /// Check resource files offline (no daemon): each resource alone, then references among
-    /// the given files.
+    /// the given files. Settings that are accepted but not in force yet are listed after the
+    /// `ok` line, one `not in force:` line each.
     Validate {
         /// A resource file, a directory of *.json files, or - for stdin. Repeatable.
         #[arg(
@@ -80,6 +82,10 @@ pub enum Command {
         /// Skip the whole-mesh reference checks (for files that refer to resources elsewhere).
         #[arg(long)]
         no_references: bool,
+        /// `json`: {"valid", "resources", "files", "errors", "notInForce"} on stdout (exit 2
+        /// when invalid, as in text).
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
     },
     /// List resources as a table.
     Get {
@@ -91,7 +97,8 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t = GetFormat::Table)]
         output: GetFormat,
     },
-    /// Show one resource as App Mesh's describe JSON (round-trips through apply).
+    /// Show one resource as App Mesh's describe JSON (round-trips through apply). Settings that
+    /// are accepted but not in force yet are named on stderr, one `not in force` line each.
     Describe {
         /// The kind.
         kind: String,

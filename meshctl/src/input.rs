@@ -3,7 +3,9 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use mesh_core::model::{is_resource_file_name, parse_document, ConfigError, MeshSet, Resource};
+use mesh_core::model::{
+    is_resource_file_name, not_in_force, parse_document, ConfigError, MeshSet, NotInForce, Resource,
+};
 use serde_json::Value;
 
 use crate::Error;
@@ -84,9 +86,18 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
     }
 }
 
+/// What passed the offline checks.
+#[derive(Debug)]
+pub struct Validated {
+    /// How many resources passed.
+    pub count: usize,
+    /// Their settings that are accepted but not in force yet.
+    pub not_in_force: Vec<NotInForce>,
+}
+
 /// Checks documents offline: every resource on its own, then (unless `no_references`) the
-/// whole-mesh rules among them. Returns how many resources passed.
-pub fn validate(docs: &[Document], no_references: bool) -> Result<usize, Error> {
+/// whole-mesh rules among them.
+pub fn validate(docs: &[Document], no_references: bool) -> Result<Validated, Error> {
     let resources: Vec<(PathBuf, Resource)> = docs
         .iter()
         .flat_map(|d| d.resources.iter().map(|r| (d.file.clone(), r.clone())))
@@ -99,7 +110,10 @@ pub fn validate(docs: &[Document], no_references: bool) -> Result<usize, Error> 
             return Err(Error::Invalid(errors));
         }
     }
-    Ok(count)
+    Ok(Validated {
+        count,
+        not_in_force: not_in_force(&set),
+    })
 }
 
 /// Number of distinct files among the documents.

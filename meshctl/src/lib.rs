@@ -18,7 +18,7 @@ use clap::CommandFactory as _;
 #[cfg(test)]
 use clap::Parser as _;
 use http::{Method, StatusCode};
-use mesh_core::model::{ConfigError, Kind};
+use mesh_core::model::{parse_value, resource_not_in_force, ConfigError, Kind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, Format, GetFormat};
@@ -74,19 +74,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Validate {
             files,
             no_references,
-        } => {
-            let docs = input::read_inputs(&files)?;
-            let n = input::validate(&docs, no_references)?;
-            let refs = if no_references {
-                " (reference checks skipped)"
-            } else {
-                ""
-            };
-            print(&format!(
-                "ok: {n} resources in {} files are valid{refs}\n",
-                input::file_count(&docs)
-            ))
-        }
+            output,
+        } => validate(&files, no_references, output),
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -96,6 +85,71 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             runtime.block_on(remote(&client, cli.mesh.as_deref(), command))
         }
     }
+}
+
+/// `meshctl validate`: the `ok` line and one `not in force:` line per accepted setting not in
+/// force; with `-o json` the same as data, and the errors as data when invalid (exit 2 either
+/// way).
+fn validate(
+    files: &[std::path::PathBuf],
+    no_references: bool,
+    output: Format,
+) -> Result<(), Error> {
+    let result = input::read_inputs(files)
+        .and_then(|docs| input::validate(&docs, no_references).map(|v| (docs, v)));
+    let (docs, valid) = match (result, output) {
+        (Ok(ok), _) => ok,
+        (Err(Error::Invalid(errors)), Format::Json) => {
+            print(&pretty(&json!({
+                "valid": false,
+                "errors": errors.iter().map(output::config_error_json).collect::<Vec<_>>(),
+                "notInForce": [],
+            })))?;
+            return Err(Error::Invalid(errors));
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let files = input::file_count(&docs);
+    if output == Format::Json {
+        return print(&pretty(&json!({
+            "valid": true,
+            "resources": valid.count,
+            "files": files,
+            "referencesChecked": !no_references,
+            "errors": [],
+            "notInForce": valid.not_in_force,
+        })));
+    }
+    let refs = if no_references {
+        " (reference checks skipped)"
+    } else {
+        ""
+    };
+    let mut text = format!(
+        "ok: {} resources in {files} files are valid{refs}\n",
+        valid.count
+    );
+    for item in &valid.not_in_force {
+        text.push_str(&format!("not in force: {item}\n"));
+    }
+    print(&text)
+}
+
+/// The settings of a described resource that are accepted but not in force, one line each for
+/// stderr (stdout stays the describe JSON, which round-trips through apply).
+fn not_in_force_notes(body: &Value) -> Vec<String> {
+    let file = body.get("file").and_then(Value::as_str).unwrap_or("");
+    let Some(resource) = body.get("resource") else {
+        return Vec::new();
+    };
+    let Ok(resources) = parse_value(std::path::Path::new(file), resource) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .flat_map(|r| resource_not_in_force(std::path::Path::new(file), r))
+        .map(|n| format!("not in force : {n}"))
+        .collect()
 }
 
 fn print(text: &str) -> Result<(), Error> {
@@ -251,6 +305,9 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
                 .call(Method::GET, &format!("/v1/resource?{q}"), None)
                 .await?;
             let body = check(reply, &format!("describe {k}/{name}"))?;
+            for note in not_in_force_notes(&body) {
+                eprintln!("meshctl: {note}");
+            }
             let resource = body.get("resource").cloned().unwrap_or(Value::Null);
             let state = body.get("live").filter(|v| !v.is_null());
             let show_live = !no_live && (live || std::io::stdout().is_terminal());

@@ -154,6 +154,18 @@ fn num_of(v: &Value, k: &str) -> String {
     v.get(k).map(ToString::to_string).unwrap_or_default()
 }
 
+/// A validation error as data: file, resource (null when unknown), JSON path, message, and the
+/// one-line form.
+pub fn config_error_json(e: &mesh_core::model::ConfigError) -> Value {
+    serde_json::json!({
+        "file": e.file.display().to_string(),
+        "resource": e.resource,
+        "path": e.path,
+        "message": e.message,
+        "line": e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -286,10 +286,48 @@ impl Template {
     }
 }
 
+impl Template {
+    /// The operators of an App Mesh `text` format (or one `json` value) that meshd does not
+    /// render and writes as `-`, as written (`%DOWNSTREAM_REMOTE_ADDRESS%`, `%REQ(X-MY-HEADER)%`),
+    /// in order of appearance, each once. Empty when every operator is rendered.
+    pub fn unsupported_operators(format: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut rest = format;
+        while let Some(start) = rest.find('%') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('%') else { break };
+            let name = &after[..end];
+            rest = &after[end + 1..];
+            let unsupported = match Op::named(name) {
+                Op::Unknown => !name.is_empty(),
+                Op::Req(Field::Unknown, Field::Unknown) => true,
+                _ => false,
+            };
+            let written = format!("%{name}%");
+            if unsupported && !out.contains(&written) {
+                out.push(written);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn unsupported_operators_are_named_as_written() {
+        assert_eq!(
+            Template::unsupported_operators(
+                "%START_TIME% %REQ(X-CUSTOM)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% 100%% \
+                 %DOWNSTREAM_REMOTE_ADDRESS% %REQ(X-CUSTOM)% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%"
+            ),
+            ["%REQ(X-CUSTOM)%", "%DOWNSTREAM_REMOTE_ADDRESS%"]
+        );
+        assert!(Template::unsupported_operators(super::super::DEFAULT_FORMAT).is_empty());
+    }
 
     #[test]
     fn operators_resolve_once_and_render_like_envoy() {

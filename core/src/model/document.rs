@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::error::{polish_serde_message, ConfigError};
 use super::resource::{Kind, Resource, ResourceKey};
+use super::validate::{integer_bounds, last_segment};
 
 /// Name keys in detection order: the most specific first.
 const DETECTION_ORDER: [Kind; 7] = [
@@ -154,8 +155,31 @@ fn de<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        (path, polish_serde_message(&e.inner().to_string()))
+        let raw = e.inner().to_string();
+        let message =
+            out_of_range_integer(&path, &raw).unwrap_or_else(|| polish_serde_message(&raw));
+        (path, message)
     })
+}
+
+/// The message for a number that cannot be read as an `i64` where an integer is expected (2⁶³
+/// and above, below −2⁶³, fractions): the field's allowed range as validation states it, so
+/// `maxConnections: 4294967296` and `maxConnections: 9223372036854775808` read alike.
+fn out_of_range_integer(path: &str, raw: &str) -> Option<String> {
+    if !raw.ends_with("expected i64") {
+        return None;
+    }
+    let rest = raw
+        .strip_prefix("invalid value: integer `")
+        .or_else(|| raw.strip_prefix("invalid type: floating point `"))?;
+    let got = rest.split('`').next()?;
+    let (lo, hi) = integer_bounds(last_segment(path));
+    // Outside the range it is the range that matters; inside, that it is not an integer.
+    let inside = got
+        .parse::<f64>()
+        .is_ok_and(|f| f >= lo as f64 && f <= hi as f64);
+    let what = if inside { "an integer " } else { "" };
+    Some(format!("must be {what}between {lo} and {hi}, got {got}"))
 }
 
 /// `<kind>/<name>` (or `<kind>/<parent>/<name>`) read from the raw object, when the name keys

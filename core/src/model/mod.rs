@@ -10,6 +10,9 @@
 //! * [`validate_resource`]: the ranges and rules of one resource (reference §3–§8).
 //! * [`MeshSet`]: all resources of a config directory, whole-mesh rules (duplicates, references)
 //!   and the lookups the daemon compiles its config from.
+//! * Settings meshd does not implement yet: security settings (listener TLS `STRICT` or
+//!   `PERMISSIVE`, a client policy that enforces TLS) are refused by [`validate_resource`] with
+//!   "not supported yet"; every other one is accepted and named by [`not_in_force`].
 //!
 //! # How it works
 //!
@@ -32,12 +35,14 @@ mod error;
 mod gateway;
 pub(crate) mod macros;
 mod node;
+mod not_in_force;
 mod references;
 mod resource;
 mod router;
 mod service;
 mod set;
 mod source;
+mod unsupported;
 mod validate;
 mod validate_listener;
 mod validate_route;
@@ -47,6 +52,7 @@ pub use document::{parse_document, parse_value};
 pub use error::{ConfigError, InvalidValue};
 pub use gateway::*;
 pub use node::*;
+pub use not_in_force::{not_in_force, resource_not_in_force, NotInForce};
 pub use resource::{Kind, Resource, ResourceKey};
 pub use router::*;
 pub use service::*;

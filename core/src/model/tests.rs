@@ -3,6 +3,7 @@
 
 mod errors;
 mod examples;
+mod not_in_force;
 mod reference_docs;
 mod set;
 

@@ -30,6 +30,39 @@ pub fn validate_resource(file: &Path, resource: &Resource) -> Vec<ConfigError> {
         .collect()
 }
 
+/// The largest limit App Mesh accepts for connection-pool and other counting limits: Envoy reads
+/// them into `UInt32Value` fields (`max_connections`, `max_pending_requests`, `max_requests`,
+/// `consecutive_5xx`, `num_retries`), so App Mesh refuses anything above 2³²−1.
+pub(crate) const LIMIT_MAX: i64 = 4_294_967_295;
+
+/// The allowed range of an integer field, by its JSON name (the last path segment, without an
+/// array index). One table for both layers: validation of parsed values ([`Checker::bounded`])
+/// and the parse error of a number that does not even fit in an `i64` (`document.rs`), so that
+/// 2³², 2⁶³ and 2⁶⁴ are refused with the same message. Fields not listed take any `i64`.
+pub(crate) fn integer_bounds(field: &str) -> (i64, i64) {
+    let name = field.split('[').next().unwrap_or(field);
+    match name {
+        "port" | "ports" => (1, 65535),
+        "maxConnections" | "maxPendingRequests" | "maxRequests" | "maxServerErrors" => {
+            (1, LIMIT_MAX)
+        }
+        "maxRetries" => (0, LIMIT_MAX),
+        "maxEjectionPercent" | "weight" => (0, 100),
+        "priority" => (0, 1000),
+        "intervalMillis" => (5000, 300_000),
+        "timeoutMillis" => (2000, 60_000),
+        "healthyThreshold" | "unhealthyThreshold" => (2, 10),
+        // Duration.value
+        "value" => (0, i64::MAX),
+        _ => (i64::MIN, i64::MAX),
+    }
+}
+
+/// The last segment of a JSON path: `maxConnections` of `spec.listeners[0].connectionPool.http.maxConnections`.
+pub(crate) fn last_segment(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
 /// Collects `(path, message)` pairs.
 #[derive(Default)]
 pub(crate) struct Checker {
@@ -67,6 +100,12 @@ impl Checker {
         if value < lo {
             self.push(path, format!("must be at least {lo}, got {value}"));
         }
+    }
+
+    /// The range of [`integer_bounds`] for the path's last segment.
+    pub(crate) fn bounded(&mut self, path: &str, value: i64) {
+        let (lo, hi) = integer_bounds(last_segment(path));
+        self.range(path, value, lo, hi);
     }
 
     pub(crate) fn port(&mut self, path: &str, port: i64) {
@@ -158,6 +197,7 @@ pub(crate) fn check_resource(resource: &Resource) -> Vec<(String, String)> {
             check_virtual_service(&mut c, r);
         }
     }
+    super::unsupported::check(&mut c, resource);
     c.errors
 }
 
@@ -304,16 +344,16 @@ fn check_node_listener(c: &mut Checker, p: &str, l: &Listener) {
         let kp = at(&pp, pool.key());
         match pool {
             VirtualNodeConnectionPool::Http(h) => {
-                c.at_least(&at(&kp, "maxConnections"), h.max_connections, 1);
+                c.bounded(&at(&kp, "maxConnections"), h.max_connections);
                 if let Some(n) = h.max_pending_requests {
-                    c.at_least(&at(&kp, "maxPendingRequests"), n, 1);
+                    c.bounded(&at(&kp, "maxPendingRequests"), n);
                 }
             }
             VirtualNodeConnectionPool::Http2(h) | VirtualNodeConnectionPool::Grpc(h) => {
-                c.at_least(&at(&kp, "maxRequests"), h.max_requests, 1);
+                c.bounded(&at(&kp, "maxRequests"), h.max_requests);
             }
             VirtualNodeConnectionPool::Tcp(t) => {
-                c.at_least(&at(&kp, "maxConnections"), t.max_connections, 1);
+                c.bounded(&at(&kp, "maxConnections"), t.max_connections);
             }
         }
     }
@@ -328,7 +368,7 @@ fn check_node_listener(c: &mut Checker, p: &str, l: &Listener) {
     }
     if let Some(od) = &l.outlier_detection {
         let op = at(p, "outlierDetection");
-        c.at_least(&at(&op, "maxServerErrors"), od.max_server_errors, 1);
+        c.bounded(&at(&op, "maxServerErrors"), od.max_server_errors);
         c.range(
             &at(&op, "maxEjectionPercent"),
             od.max_ejection_percent,
@@ -377,13 +417,13 @@ fn check_virtual_gateway(c: &mut Checker, vg: &VirtualGateway) {
             let kp = at(&pp, pool.key());
             match pool {
                 VirtualGatewayConnectionPool::Http(h) => {
-                    c.at_least(&at(&kp, "maxConnections"), h.max_connections, 1);
+                    c.bounded(&at(&kp, "maxConnections"), h.max_connections);
                     if let Some(n) = h.max_pending_requests {
-                        c.at_least(&at(&kp, "maxPendingRequests"), n, 1);
+                        c.bounded(&at(&kp, "maxPendingRequests"), n);
                     }
                 }
                 VirtualGatewayConnectionPool::Http2(h) | VirtualGatewayConnectionPool::Grpc(h) => {
-                    c.at_least(&at(&kp, "maxRequests"), h.max_requests, 1);
+                    c.bounded(&at(&kp, "maxRequests"), h.max_requests);
                 }
             }
         }

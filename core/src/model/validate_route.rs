@@ -216,6 +216,16 @@ fn check_headers(c: &mut Checker, p: &str, headers: &[HttpRouteHeader]) {
     for (i, h) in headers.iter().enumerate() {
         let hp = idx(p, i);
         c.len(&at(&hp, "name"), &h.name, 1, 50);
+        if !h.name.is_empty() && http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+            // The data plane could not match such a header: refuse rather than drop the criterion.
+            c.push(
+                at(&hp, "name"),
+                format!(
+                    "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~), got \"{}\"",
+                    h.name
+                ),
+            );
+        }
         let Some(m) = &h.r#match else { continue };
         let mp = at(&at(&hp, "match"), m.key());
         match m {
@@ -378,7 +388,7 @@ fn check_action(c: &mut Checker, p: &str, action: &RouteAction) {
 
 /// The members every retry policy shares.
 fn check_retry_common(c: &mut Checker, p: &str, max_retries: i64, tcp_events: Option<usize>) {
-    c.at_least(&at(p, "maxRetries"), max_retries, 0);
+    c.bounded(&at(p, "maxRetries"), max_retries);
     if let Some(n) = tcp_events {
         if n != 1 {
             c.push(

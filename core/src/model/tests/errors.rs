@@ -93,7 +93,9 @@ fn wrong_types_say_what_was_expected() {
     );
     assert_one_error(
         &vn(r#""connectionPool": {"http": {"maxConnections": 1.5}}"#),
-        &format!("{PATH_POOL}.http.maxConnections: expected an integer, got number 1.5"),
+        &format!(
+            "{PATH_POOL}.http.maxConnections: must be an integer between 1 and 4294967295, got 1.5"
+        ),
     );
     assert_one_error(
         r#"{"meshName": "m", "virtualNodeName": "green", "spec": {"listeners": {}}}"#,
@@ -105,7 +107,7 @@ fn wrong_types_say_what_was_expected() {
     );
     assert_one_error(
         &vn(r#""connectionPool": {"http": {"maxConnections": 18446744073709551615}}"#),
-        &format!("{PATH_POOL}.http.maxConnections: integer 18446744073709551615 is out of range, expected an integer"),
+        &format!("{PATH_POOL}.http.maxConnections: must be between 1 and 4294967295, got 18446744073709551615"),
     );
     // Without a usable name the resource part is left out.
     assert_one_error(
@@ -161,13 +163,13 @@ fn listener_ranges_and_rules() {
         errors,
         [
             format!("{l}.connectionPool: must be keyed by the listener protocol \"http\" (portMapping.protocol), found \"tcp\""),
-            format!("{l}.connectionPool.tcp.maxConnections: must be at least 1, got 0"),
+            format!("{l}.connectionPool.tcp.maxConnections: must be between 1 and 4294967295, got 0"),
             format!("{l}.healthCheck.intervalMillis: must be between 5000 and 300000, got 1"),
             format!("{l}.healthCheck.timeoutMillis: must be between 2000 and 60000, got 60001"),
             format!("{l}.healthCheck.healthyThreshold: must be between 2 and 10, got 1"),
             format!("{l}.healthCheck.unhealthyThreshold: must be between 2 and 10, got 11"),
             format!("{l}.healthCheck.port: must match the listener's portMapping.port 8080, got 9090"),
-            format!("{l}.outlierDetection.maxServerErrors: must be at least 1, got 0"),
+            format!("{l}.outlierDetection.maxServerErrors: must be between 1 and 4294967295, got 0"),
             format!("{l}.outlierDetection.maxEjectionPercent: must be between 0 and 100, got 101"),
             format!("{l}.outlierDetection.baseEjectionDuration.value: must be at least 0, got -1"),
             format!("{l}.timeout: must be keyed by the listener protocol \"http\" (portMapping.protocol), found \"tcp\""),
@@ -285,7 +287,7 @@ fn route_rules() {
             format!("{p}.httpRoute.match.path.regex: invalid regular expression \"(a\": unclosed group"),
             format!("{p}.httpRoute.match.headers[0].match.range: end must be greater than start (the range is [start, end)), got start 5 end 5"),
             format!("{p}.httpRoute.action.weightedTargets: must have 1 to 10 items, got 0"),
-            format!("{p}.httpRoute.retryPolicy.maxRetries: must be at least 0, got -1"),
+            format!("{p}.httpRoute.retryPolicy.maxRetries: must be between 0 and 4294967295, got -1"),
             format!("{p}.httpRoute.retryPolicy.tcpRetryEvents: must be exactly [\"connection-error\"], got 2 items"),
         ]
     );
