@@ -38,6 +38,9 @@ pub struct ServerStats {
     /// 1 while the config in force is not what the directory holds (the directory is missing,
     /// empty or invalid, or meshd started from its last-good snapshot).
     pub config_stale: mesh_core::stats::Gauge,
+    /// Settings of the config in force that are accepted but not in force yet (health checks,
+    /// outlier detection, retries, ...; `meshctl validate` lists them).
+    pub config_not_in_force: mesh_core::stats::Gauge,
 }
 
 fn breaker_stats(prefix: &str, b: &Breakers, out: &mut Vec<(String, StatType, u64)>) {
@@ -196,6 +199,11 @@ pub fn collect(view: &View, server: &ServerStats, uptime: u64, node: Option<&str
                 server.config_files_skipped.get(),
             ),
             ("config_stale", StatType::Gauge, server.config_stale.get()),
+            (
+                "config_not_in_force",
+                StatType::Gauge,
+                server.config_not_in_force.get(),
+            ),
         ] {
             raw.push((format!("server.{name}"), kind, value));
         }

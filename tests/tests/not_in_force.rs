@@ -337,3 +337,36 @@ fn the_walkthrough_applies_and_describe_names_what_is_not_in_force() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stderr, "", "{r:?}");
 }
+
+#[test]
+fn meshd_warns_once_per_resource_and_counts_settings_not_in_force() {
+    let (_tmp, config) = walkthrough_config();
+    let m = Meshd::start(&config, GREEN);
+    // The walkthrough's two health checks (green's and red's listeners).
+    assert_eq!(m.stat("server.config_not_in_force"), 2);
+    let warned = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("accepted but not in force") && l.contains(HEALTH))
+            .count()
+    };
+    assert_eq!(warned(&m.proc.stderr()), 2, "{}", m.proc.stderr());
+
+    // A reload that changes something else says nothing new about them.
+    let mut green = read_json(&config.join("vn-green.json"));
+    green["spec"]["listeners"][0]["connectionPool"]["http"]["maxConnections"] = json!(9);
+    write_json(&config.join("vn-green.json"), &green);
+    eventually("the edit to apply", Duration::from_secs(15), || {
+        (m.stat("server.config_reload_success") >= 1).then_some(())
+    });
+    assert_eq!(warned(&m.proc.stderr()), 2, "{}", m.proc.stderr());
+
+    // Removing green's health check leaves red's.
+    green["spec"]["listeners"][0]
+        .as_object_mut()
+        .expect("listener")
+        .remove("healthCheck");
+    write_json(&config.join("vn-green.json"), &green);
+    eventually("the edit to apply", Duration::from_secs(15), || {
+        (m.stat("server.config_not_in_force") == 1).then_some(())
+    });
+}

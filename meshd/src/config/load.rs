@@ -7,7 +7,10 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::SystemTime;
 
-use mesh_core::model::{parse_files, read_config_dir, ConfigError, MeshSet, Skipped, SourceFile};
+use mesh_core::model::{
+    not_in_force, parse_files, read_config_dir, ConfigError, MeshSet, NotInForce, Skipped,
+    SourceFile,
+};
 use mesh_core::runtime::{compile, Overrides, RuntimeConfig};
 
 use super::store::derive_metadata;
@@ -30,6 +33,8 @@ pub struct Compiled {
     pub runtime: RuntimeConfig,
     /// `/config_dump`.
     pub dump: serde_json::Value,
+    /// Settings accepted but not in force (see [`mesh_core::model::not_in_force`]).
+    pub not_in_force: Vec<NotInForce>,
 }
 
 /// What reading the config directory found.
@@ -84,10 +89,12 @@ pub fn from_files(files: Vec<SourceFile>, validate: bool) -> Result<Loaded, Vec<
 pub fn compile_loaded(loaded: Loaded, overrides: &Overrides) -> Compiled {
     let runtime = compile(&loaded.set, overrides);
     let dump = config_dump(&loaded.set);
+    let not_in_force = not_in_force(&loaded.set);
     Compiled {
         loaded,
         runtime,
         dump,
+        not_in_force,
     }
 }
 

@@ -23,12 +23,12 @@ pub mod state;
 pub mod store;
 pub mod watch;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use mesh_core::model::{ConfigError, MeshSet, Skipped, SourceFile};
+use mesh_core::model::{ConfigError, MeshSet, NotInForce, Skipped, SourceFile};
 use mesh_core::runtime::{Overrides, RuntimeConfig};
 
 use crate::admin::Admin;
@@ -61,6 +61,8 @@ enum Fault {
 struct Status {
     fault: Option<Fault>,
     skipped: BTreeSet<PathBuf>,
+    /// Per resource (file, label): the settings not in force last warned about.
+    not_in_force: BTreeMap<(PathBuf, String), Vec<String>>,
 }
 
 /// How meshd reads its config.
@@ -255,6 +257,7 @@ impl Applier {
         };
         put_in_force(&server, compiled.runtime).await?;
         admin.config_dump.store(Arc::new(compiled.dump));
+        note_not_in_force(&mut status, &compiled.not_in_force, &admin);
         admin
             .stats
             .config_stale
@@ -338,6 +341,7 @@ impl Applier {
                     Ok(_previous) => {
                         let apply_ms = applying.elapsed().as_millis() as u64;
                         self.clear_fault(&mut status);
+                        note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
                         self.publish(compiled.loaded, compiled.dump).await;
                         stats.config_reload_success.inc();
                         tracing::info!(resources, trigger, read_ms, apply_ms, "config applied");
@@ -400,6 +404,7 @@ impl Applier {
             self.admin.stats.config_reload_failure.inc();
             return Err(ChangeError::Write(e));
         }
+        note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
         self.publish(compiled.loaded, compiled.dump).await;
         self.admin.stats.config_reload_success.inc();
         self.clear_fault(&mut status);
@@ -495,4 +500,30 @@ fn note_skipped(status: &mut Status, skipped: &[Skipped], admin: &Admin) {
         }
     }
     status.skipped = now;
+}
+
+/// Names the settings accepted but not in force: one warning per resource whose list changed
+/// since the last config put in force (so a reload of 20 000 unchanged routes says nothing new),
+/// and the gauge `server.config_not_in_force` counts them all.
+fn note_not_in_force(status: &mut Status, items: &[NotInForce], admin: &Admin) {
+    admin.stats.config_not_in_force.set(items.len() as u64);
+    let mut now: BTreeMap<(PathBuf, String), Vec<String>> = BTreeMap::new();
+    for i in items {
+        now.entry((i.file.clone(), i.resource.clone()))
+            .or_default()
+            .push(format!("{}: {}", i.path, i.reason));
+    }
+    for ((file, resource), settings) in &now {
+        if status.not_in_force.get(&(file.clone(), resource.clone())) != Some(settings) {
+            tracing::warn!(
+                file = %file.display(),
+                resource = %resource,
+                settings = settings.len(),
+                "accepted but not in force: {}: {resource}: {}",
+                file.display(),
+                settings.join("; ")
+            );
+        }
+    }
+    status.not_in_force = now;
 }
