@@ -33,15 +33,37 @@ const DETECTION_ORDER: [Kind; 7] = [
 /// describe-output form. Returns every resource, or every error found (one per resource that
 /// failed to parse; invalid JSON is one error carrying line and column). Only shape and types
 /// are checked here; ranges and rules are `validate_resource`'s and `MeshSet`'s job.
+///
+/// An array is parsed one element at a time, so a large file never exists in memory as one JSON
+/// tree (a tree takes about ten times the text's size).
 pub fn parse_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<ConfigError>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         vec![ConfigError::new(
             file,
             None,
             "",
             format!("invalid JSON: {e}"),
         )]
-    })?;
+    };
+    if text.trim_start().starts_with('[') {
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(text).map_err(invalid)?;
+        let mut resources = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (index, raw) in items.iter().enumerate() {
+            let value: Value = serde_json::from_str(raw.get()).map_err(invalid)?;
+            match parse_one(file, &value, Some(index)) {
+                Ok(r) => resources.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        return if errors.is_empty() {
+            Ok(resources)
+        } else {
+            Err(errors)
+        };
+    }
+    let value: Value = serde_json::from_str(text).map_err(invalid)?;
     parse_value(file, &value)
 }
 

@@ -109,19 +109,20 @@ pub struct GatewayRoute {
     pub virtual_gateway_name: String,
 }
 
-/// `GatewayRouteSpec`: exactly one of `grpcRoute`, `http2Route`, `httpRoute`.
+/// `GatewayRouteSpec`: exactly one of `grpcRoute`, `http2Route`, `httpRoute`, each boxed (see
+/// `RouteSpec`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatewayRouteSpec {
     /// gRPC route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_route: Option<GrpcGatewayRoute>,
+    pub grpc_route: Option<Box<GrpcGatewayRoute>>,
     /// HTTP/2 route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http2_route: Option<HttpGatewayRoute>,
+    pub http2_route: Option<Box<HttpGatewayRoute>>,
     /// HTTP route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_route: Option<HttpGatewayRoute>,
+    pub http_route: Option<Box<HttpGatewayRoute>>,
     /// 0–1000, 0 is the highest priority.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,

@@ -83,25 +83,26 @@ pub struct Route {
     pub virtual_router_name: String,
 }
 
-/// `RouteSpec`: exactly one of `grpcRoute`, `http2Route`, `httpRoute`, `tcpRoute`.
+/// `RouteSpec`: exactly one of `grpcRoute`, `http2Route`, `httpRoute`, `tcpRoute`. Each is boxed:
+/// a route holds one of four large shapes, and a mesh may hold tens of thousands of routes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec {
     /// gRPC route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_route: Option<GrpcRoute>,
+    pub grpc_route: Option<Box<GrpcRoute>>,
     /// HTTP/2 route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http2_route: Option<HttpRoute>,
+    pub http2_route: Option<Box<HttpRoute>>,
     /// HTTP route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_route: Option<HttpRoute>,
+    pub http_route: Option<Box<HttpRoute>>,
     /// 0–1000, 0 is the highest priority.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
     /// TCP route.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tcp_route: Option<TcpRoute>,
+    pub tcp_route: Option<Box<TcpRoute>>,
 }
 
 /// `weightedTargets[]`: virtual node 1–255 characters, weight 0–100 (relative).
