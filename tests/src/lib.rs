@@ -627,6 +627,11 @@ impl Gate {
         cv.notify_all();
     }
 
+    /// Whether the gate is open now.
+    pub fn is_open(&self) -> bool {
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Waits until the gate is open; false after [`RAW_READ_TIMEOUT`].
     pub fn wait(&self) -> bool {
         let (lock, cv) = &*self.0;

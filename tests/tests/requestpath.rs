@@ -203,6 +203,61 @@ fn a_stream_idle_before_the_response_answers_504_or_408_with_si() {
 }
 
 #[test]
+fn a_request_queued_for_a_connection_gets_its_pending_slot_back_at_the_timeout() {
+    // The first request holds the only connection, kept busy by a byte every 50 ms (well under
+    // the 1 s idle timeout) until the gate opens; the second waits in the pending queue, where
+    // nothing moves, until its stream idle timeout answers 504 SI.
+    let gate = Gate::default();
+    let drip = gate.clone();
+    let up = RawUpstream::start(move |c: &mut RawConn| {
+        if c.next_request().is_none() {
+            return false;
+        }
+        c.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+        for _ in 0..400 {
+            if drip.is_open() {
+                break;
+            }
+            if !c.write(b"1\r\nx\r\n") {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50)); // pacing, not synchronisation
+        }
+        c.write(b"0\r\n\r\n");
+        false
+    });
+    let mut listener = timeouts(ms(1000), ms(60_000));
+    listener["connectionPool"] = json!({"http": {"maxConnections": 1, "maxPendingRequests": 1}});
+    let node = OneNode::write(listener);
+    let m = node.start(up.addr, &[]);
+    let lis = m.listener("app-ingress");
+    let first = std::thread::spawn(move || http_get(&format!("http://{lis}/busy")));
+    eventually(
+        "the first request on the connection",
+        Duration::from_secs(10),
+        || (m.stat(&format!("cluster.{C}.upstream_rq_active")) == 1).then_some(()),
+    );
+    let queued = http_get(&format!("http://{lis}/queued"));
+    assert_eq!(
+        (queued.status, queued.body.as_str()),
+        (504, "stream timeout")
+    );
+    assert_eq!(m.stat(&format!("cluster.{C}.upstream_rq_pending_total")), 1);
+    assert_eq!(
+        m.stat(&format!("cluster.{C}.upstream_rq_pending_active")),
+        0
+    );
+    gate.open();
+    let first = first.join().expect("first request");
+    assert_eq!(first.status, 200);
+    assert!(first.body.starts_with("xxx"), "{first:?}");
+    slots_back(&m, &[], &[], "http.ingress.");
+    let log = node.access_log_lines(2);
+    assert!(log.contains("\"GET /queued HTTP/1.1\" 504 SI "), "{log}");
+    assert!(log.contains("\"GET /busy HTTP/1.1\" 200 - "), "{log}");
+}
+
+#[test]
 fn a_gateway_request_cut_by_a_route_idle_timeout_returns_every_slot_of_every_hop() {
     const GW: &str = "cds_ingress_color-mesh_ingress-gw_self_redirect_http_8088";
     const EGRESS: &str = "cds_egress_color-mesh_green_http_8080";
