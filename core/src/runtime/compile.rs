@@ -581,7 +581,12 @@ mod tests {
         let rc = compile(&walkthrough(), &Overrides::default());
         for l in &rc.listeners {
             assert_eq!(l.request_timeout, Duration::from_secs(15), "{}", l.node);
-            assert_eq!(l.stream_idle_timeout, Duration::from_secs(300), "{}", l.node);
+            assert_eq!(
+                l.stream_idle_timeout,
+                Duration::from_secs(300),
+                "{}",
+                l.node
+            );
         }
     }
 
