@@ -56,6 +56,11 @@ fn in_flight(stats: &[Arc<HttpStats>]) -> (u64, u64) {
 }
 
 impl Server {
+    /// Whether the drain has begun (for `/ready`, which Envoy answers 503 while draining).
+    pub fn stopping(&self) -> bool {
+        *self.phase.borrow() != Phase::Serving
+    }
+
     /// Drains the server (see the module docs): returns when every client connection has
     /// ended, cutting what still runs after `timeout` or once `hurry` resolves (a second
     /// signal). Afterwards no config is applied any more ([`super::ApplyError::Stopping`]).
