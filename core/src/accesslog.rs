@@ -22,6 +22,8 @@ pub enum ResponseFlag {
     NoHealthyUpstream,
     /// UT: upstream request timeout (504).
     UpstreamRequestTimeout,
+    /// LR: connection local reset: meshd itself reset the stream (a drain deadline).
+    LocalReset,
     /// UF: upstream connection failure (503).
     UpstreamConnectionFailure,
     /// UC: upstream connection termination (503).
@@ -34,6 +36,8 @@ pub enum ResponseFlag {
     DownstreamConnectionTermination,
     /// URX: upstream retry limit exceeded.
     UpstreamRetryLimitExceeded,
+    /// SI: stream idle timeout (408 or 504; a response already started is cut).
+    StreamIdleTimeout,
     /// DPE: downstream protocol error.
     DownstreamProtocolError,
     /// UPE: upstream protocol error (502).
@@ -42,15 +46,17 @@ pub enum ResponseFlag {
 
 impl ResponseFlag {
     /// Every flag, in Envoy's order.
-    pub const ALL: [ResponseFlag; 10] = [
+    pub const ALL: [ResponseFlag; 12] = [
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamRequestTimeout,
+        ResponseFlag::LocalReset,
         ResponseFlag::UpstreamConnectionFailure,
         ResponseFlag::UpstreamConnectionTermination,
         ResponseFlag::UpstreamOverflow,
         ResponseFlag::NoRouteFound,
         ResponseFlag::DownstreamConnectionTermination,
         ResponseFlag::UpstreamRetryLimitExceeded,
+        ResponseFlag::StreamIdleTimeout,
         ResponseFlag::DownstreamProtocolError,
         ResponseFlag::UpstreamProtocolError,
     ];
@@ -60,12 +66,14 @@ impl ResponseFlag {
         match self {
             ResponseFlag::NoHealthyUpstream => "UH",
             ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::LocalReset => "LR",
             ResponseFlag::UpstreamConnectionFailure => "UF",
             ResponseFlag::UpstreamConnectionTermination => "UC",
             ResponseFlag::UpstreamOverflow => "UO",
             ResponseFlag::NoRouteFound => "NR",
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::UpstreamRetryLimitExceeded => "URX",
+            ResponseFlag::StreamIdleTimeout => "SI",
             ResponseFlag::DownstreamProtocolError => "DPE",
             ResponseFlag::UpstreamProtocolError => "UPE",
         }
@@ -76,12 +84,14 @@ impl ResponseFlag {
         match self {
             ResponseFlag::NoHealthyUpstream => "NoHealthyUpstream",
             ResponseFlag::UpstreamRequestTimeout => "UpstreamRequestTimeout",
+            ResponseFlag::LocalReset => "LocalReset",
             ResponseFlag::UpstreamConnectionFailure => "UpstreamConnectionFailure",
             ResponseFlag::UpstreamConnectionTermination => "UpstreamConnectionTermination",
             ResponseFlag::UpstreamOverflow => "UpstreamOverflow",
             ResponseFlag::NoRouteFound => "NoRouteFound",
             ResponseFlag::DownstreamConnectionTermination => "DownstreamConnectionTermination",
             ResponseFlag::UpstreamRetryLimitExceeded => "UpstreamRetryLimitExceeded",
+            ResponseFlag::StreamIdleTimeout => "StreamIdleTimeout",
             ResponseFlag::DownstreamProtocolError => "DownstreamProtocolError",
             ResponseFlag::UpstreamProtocolError => "UpstreamProtocolError",
         }
@@ -91,7 +101,12 @@ impl ResponseFlag {
     pub fn meaning(self) -> &'static str {
         match self {
             ResponseFlag::NoHealthyUpstream => "no healthy upstream host in the cluster (503)",
-            ResponseFlag::UpstreamRequestTimeout => "upstream request timeout (504)",
+            ResponseFlag::UpstreamRequestTimeout => {
+                "upstream request timeout (504, or the response cut after its headers)"
+            }
+            ResponseFlag::LocalReset => {
+                "local reset: meshd cut the request itself (the drain deadline at shutdown)"
+            }
             ResponseFlag::UpstreamConnectionFailure => "upstream connection failure (503)",
             ResponseFlag::UpstreamConnectionTermination => {
                 "upstream connection terminated before the response (503)"
@@ -102,6 +117,9 @@ impl ResponseFlag {
             ResponseFlag::NoRouteFound => "no route configured for the request (404)",
             ResponseFlag::DownstreamConnectionTermination => "downstream connection terminated",
             ResponseFlag::UpstreamRetryLimitExceeded => "upstream retry limit exceeded",
+            ResponseFlag::StreamIdleTimeout => {
+                "stream idle timeout: nothing moved for the idle timeout (408, 504, or cut)"
+            }
             ResponseFlag::DownstreamProtocolError => "downstream HTTP protocol error",
             ResponseFlag::UpstreamProtocolError => "upstream HTTP protocol error (502)",
         }

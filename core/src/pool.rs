@@ -300,13 +300,25 @@ impl<C: Connector> Cluster<C> {
 
     /// Gets a connection for one request: see the module docs for the exact order of checks.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout<C>, CheckoutError> {
+        self.checkout_with(true).await
+    }
+
+    /// Like [`Cluster::checkout`], but never hands out an idle connection: the request gets a
+    /// newly opened one (within the same limits, queueing as a pending request when none may be
+    /// opened now). For a request that may be sent again because a reused connection turned out
+    /// closed by its peer: other idle connections may be just as stale.
+    pub async fn checkout_new(self: &Arc<Self>) -> Result<Checkout<C>, CheckoutError> {
+        self.checkout_with(false).await
+    }
+
+    async fn checkout_with(self: &Arc<Self>, reuse: bool) -> Result<Checkout<C>, CheckoutError> {
         let hosts = self.hosts.load_full();
         if hosts.is_empty() {
             self.info.counters.upstream_cx_none_healthy.inc();
             return Err(CheckoutError::NoHealthyUpstream);
         }
         let start = self.rr.fetch_add(1, Ordering::Relaxed) % hosts.len();
-        if let Some((host, idle)) = self.pop_idle(&hosts, start) {
+        if let Some((host, idle)) = reuse.then(|| self.pop_idle(&hosts, start)).flatten() {
             return self.attach(host, idle);
         }
         if let Some(slot) = self.info.breakers.connections.try_acquire_quiet() {
@@ -332,7 +344,7 @@ impl<C: Connector> Cluster<C> {
             let hosts = self.hosts.load_full();
             if !hosts.is_empty() {
                 let pick = self.rr.fetch_add(1, Ordering::Relaxed) % hosts.len();
-                if let Some((host, idle)) = self.pop_idle(&hosts, pick) {
+                if let Some((host, idle)) = reuse.then(|| self.pop_idle(&hosts, pick)).flatten() {
                     wait.done = true;
                     drop(pending);
                     return self.attach(host, idle);

@@ -200,6 +200,7 @@ counters! {
         upstream_cx_destroy_remote,
         upstream_cx_max_requests,
         upstream_cx_none_healthy,
+        upstream_cx_protocol_error,
         upstream_cx_rx_bytes_total,
         upstream_cx_tx_bytes_total,
         upstream_rq_total,
@@ -211,6 +212,8 @@ counters! {
         upstream_rq_cancelled,
         upstream_rq_timeout,
         upstream_rq_rx_reset,
+        upstream_rq_tx_reset,
+        upstream_rq_resent_on_new_cx,
     }
 }
 
@@ -232,11 +235,14 @@ counters! {
         downstream_cx_total,
         downstream_cx_http1_total,
         downstream_cx_protocol_error,
+        downstream_cx_drain_close,
         downstream_cx_destroy,
         downstream_rq_total,
         downstream_rq_http1_total,
         downstream_rq_completed,
         downstream_rq_rx_reset,
+        downstream_rq_tx_reset,
+        downstream_rq_idle_timeout,
         downstream_rq_too_large,
         no_route,
         rq_total,

@@ -1,12 +1,19 @@
 //! Bodies that stream through meshd without being buffered, and the guard that ends a request.
 //!
-//! [`RequestBody`] counts the bytes a client sends upstream. [`ResponseBody`] carries the
-//! upstream response (or a local reply) to the client and owns the request's [`Completion`]:
-//! when the last byte is sent the upstream connection goes back to the pool; if the client goes
-//! away first it is closed. Either way the access-log line is written exactly once.
+//! [`RequestBody`] carries the client's body upstream, reporting bytes and activity to the
+//! request's [`Progress`]. [`ResponseBody`] carries the upstream response (or a local reply) to
+//! the client, runs the request's [`Timers`] while it waits for upstream bytes, and owns the
+//! request's [`Completion`]: when the last byte is sent the upstream connection goes back to the
+//! pool. Otherwise the request was cut, and exactly one of these says by whom:
+//! - meshd cut it ([`Completion::cut`]: a timeout, the upstream broke, the drain deadline): the
+//!   flag says why (`UT`, `SI`, `UC`, `LR`), never `DC`;
+//! - else the client went away: `DC`.
+//!
+//! Either way the upstream connection is closed (never reused mid-response), every slot is
+//! released, and the access-log line is written exactly once.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -16,20 +23,61 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use mesh_core::accesslog::{Record, ResponseFlag, Writer};
 use mesh_core::pool::{Checkout, SlotConnector};
-use mesh_core::stats::HttpStats;
 
+use crate::proxy::timeout::{Expired, Progress, RequestBodyError, Timers};
+use crate::proxy::ListenerState;
 use crate::upstream::TcpCheckout;
 
-/// The client's request body on its way upstream, counting bytes.
+/// Errors a body hands to hyper (which then closes the connection).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why meshd ended a response before its end.
+#[derive(Debug, thiserror::Error)]
+#[error("response cut by meshd: {0}")]
+pub struct CutError(&'static str);
+
+/// The client's request body on its way upstream.
 pub struct RequestBody {
-    inner: Incoming,
-    received: Arc<AtomicU64>,
+    inner: Option<Incoming>,
+    progress: Arc<Progress>,
 }
 
 impl RequestBody {
-    /// Wraps `inner`, adding every data byte to `received`.
-    pub fn new(inner: Incoming, received: Arc<AtomicU64>) -> Self {
-        RequestBody { inner, received }
+    /// Wraps `inner`, reporting bytes, activity and how it ended to `progress`.
+    pub fn new(inner: Incoming, progress: Arc<Progress>) -> Self {
+        RequestBody {
+            inner: Some(inner),
+            progress,
+        }
+    }
+
+    /// An empty body reporting to the same progress (for a copy of a request without a body).
+    pub fn emptied(&self) -> Self {
+        RequestBody {
+            inner: None,
+            progress: self.progress.clone(),
+        }
+    }
+}
+
+/// How a request body error reads: framing the client got wrong, or the client leaving.
+fn classify(e: &hyper::Error) -> RequestBodyError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) {
+                return RequestBodyError::Protocol;
+            }
+        }
+        source = s.source();
+    }
+    if e.is_parse() {
+        RequestBodyError::Protocol
+    } else {
+        RequestBodyError::Disconnected
     }
 }
 
@@ -41,28 +89,57 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(d) = frame.data_ref() {
-                self.received.fetch_add(d.len() as u64, Ordering::Relaxed);
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.progress
+                        .received
+                        .fetch_add(d.len() as u64, Ordering::Relaxed);
+                    this.progress.touch();
+                }
+                // hyper stops polling a body that says it ended.
+                if inner.is_end_stream() {
+                    this.progress.request_done();
+                }
             }
+            Poll::Ready(Some(Err(e))) => this.progress.request_failed(classify(e)),
+            Poll::Ready(None) => this.progress.request_done(),
+            Poll::Pending => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
+}
+
+/// Why meshd cut a request (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// A timer fired.
+    Timeout(Expired),
+    /// The upstream connection broke mid-response (`UC`).
+    UpstreamReset,
+    /// The client's request body broke its framing (`DPE`).
+    DownstreamProtocol,
 }
 
 /// Everything that must happen once when a request ends.
 pub struct Completion {
-    /// The listener's stats (`downstream_rq_active` is decremented here).
-    pub stats: Arc<HttpStats>,
+    /// The listener (its stats; whether the drain deadline is cutting requests).
+    pub listener: Arc<ListenerState>,
     /// The access log, if the node has one.
     pub log: Option<Writer>,
     /// The access-log record being filled in.
@@ -73,24 +150,26 @@ pub struct Completion {
     pub upstream: Option<TcpCheckout>,
     /// A gateway's admission slot, held for the whole request.
     pub admission: Option<Checkout<SlotConnector>>,
-    /// Request bytes sent upstream so far.
-    pub received: Option<Arc<AtomicU64>>,
+    /// The request's progress (bytes received).
+    pub progress: Option<Arc<Progress>>,
     finished: bool,
+    cut: bool,
 }
 
 impl Completion {
     /// A completion for a request that just started.
-    pub fn new(stats: Arc<HttpStats>, log: Option<Writer>, record: Record) -> Self {
-        stats.downstream_rq_active.inc();
+    pub fn new(listener: Arc<ListenerState>, log: Option<Writer>, record: Record) -> Self {
+        listener.stats.downstream_rq_active.inc();
         Completion {
-            stats,
+            listener,
             log,
             record,
             start: Instant::now(),
             upstream: None,
             admission: None,
-            received: None,
+            progress: None,
             finished: false,
+            cut: false,
         }
     }
 
@@ -101,29 +180,91 @@ impl Completion {
             u.release(true);
         }
     }
+
+    /// meshd ends the response here (after its headers were sent): flag, details and counters
+    /// say why; the upstream connection is closed.
+    pub fn cut(&mut self, why: Cut) {
+        if self.cut || self.finished {
+            return;
+        }
+        self.cut = true;
+        let stats = &self.listener.stats;
+        stats.counters.downstream_rq_tx_reset.inc();
+        let upstream = self.upstream.take();
+        match why {
+            Cut::Timeout(Expired::Request) => {
+                self.record
+                    .flags
+                    .insert(ResponseFlag::UpstreamRequestTimeout);
+                self.record.details = "response_timeout";
+                if let Some(u) = &upstream {
+                    u.cluster().counters.upstream_rq_timeout.inc();
+                    u.host().counters.rq_timeout.inc();
+                }
+            }
+            Cut::Timeout(Expired::Idle) => {
+                self.record.flags.insert(ResponseFlag::StreamIdleTimeout);
+                self.record.details = "stream_idle_timeout";
+                stats.counters.downstream_rq_idle_timeout.inc();
+            }
+            Cut::UpstreamReset => {
+                self.record
+                    .flags
+                    .insert(ResponseFlag::UpstreamConnectionTermination);
+                self.record.details =
+                    "upstream_reset_after_response_started{connection_termination}";
+                if let Some(u) = &upstream {
+                    u.cluster().counters.upstream_rq_rx_reset.inc();
+                }
+            }
+            Cut::DownstreamProtocol => {
+                self.record
+                    .flags
+                    .insert(ResponseFlag::DownstreamProtocolError);
+                self.record.details = "downstream_protocol_error";
+            }
+        }
+        if let Some(u) = &upstream {
+            if why != Cut::UpstreamReset {
+                u.cluster().counters.upstream_rq_tx_reset.inc();
+            }
+        }
+        drop(upstream); // closes the connection: it is mid-response
+    }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if !self.finished {
-            // The client left (or the upstream broke) before the response ended: the
-            // upstream connection is mid-response and cannot be reused.
-            self.record
-                .flags
-                .insert(ResponseFlag::DownstreamConnectionTermination);
-            drop(self.upstream.take());
+        if !self.finished && !self.cut {
+            if self.listener.cutting.load(Ordering::Relaxed) {
+                // The drain deadline passed: meshd cuts what still runs (Envoy's LR, local reset).
+                self.record.flags.insert(ResponseFlag::LocalReset);
+                self.record.details = "drain_timeout";
+                self.listener.stats.counters.downstream_rq_tx_reset.inc();
+            } else {
+                // The client left before the response ended.
+                self.record
+                    .flags
+                    .insert(ResponseFlag::DownstreamConnectionTermination);
+                self.listener.stats.counters.downstream_rq_rx_reset.inc();
+            }
+            if let Some(u) = self.upstream.take() {
+                u.cluster().counters.upstream_rq_tx_reset.inc();
+                drop(u); // mid-response: closed, never reused
+            }
         }
         if let Some(a) = self.admission.take() {
             a.release(true);
         }
-        self.stats.downstream_rq_active.dec();
-        self.stats.counters.downstream_rq_completed.inc();
+        let stats = &self.listener.stats;
+        stats.downstream_rq_active.dec();
+        stats.counters.downstream_rq_completed.inc();
         if let Some(log) = &self.log {
             let mut record = self.record.clone();
             record.bytes_received = self
-                .received
+                .progress
                 .as_ref()
-                .map_or(0, |r| r.load(Ordering::Relaxed));
+                .map_or(0, |p| p.received.load(Ordering::Relaxed));
             record.duration_ms = self.start.elapsed().as_millis() as u64;
             log.log(record);
         }
@@ -131,7 +272,7 @@ impl Drop for Completion {
 }
 
 enum Kind {
-    Upstream(Incoming),
+    Upstream(Incoming, Option<Timers>),
     Local(Option<Bytes>),
 }
 
@@ -142,10 +283,10 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    /// Streams an upstream response body.
-    pub fn upstream(inner: Incoming, completion: Completion) -> Self {
+    /// Streams an upstream response body; `timers` keep running until its last byte.
+    pub fn upstream(inner: Incoming, completion: Completion, timers: Timers) -> Self {
         ResponseBody {
-            kind: Kind::Upstream(inner),
+            kind: Kind::Upstream(inner, Some(timers)),
             completion: Some(completion),
         }
     }
@@ -173,16 +314,32 @@ impl ResponseBody {
             c.finish();
         }
     }
+
+    /// Cuts the response: the completion records why, hyper gets an error and closes the
+    /// client's connection.
+    fn cut(
+        &mut self,
+        why: Cut,
+        reason: &'static str,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(c) = self.completion.as_mut() {
+            c.cut(why);
+        }
+        // Drop the upstream body now: nothing more is read from that connection.
+        self.kind = Kind::Local(None);
+        self.completion.take();
+        Poll::Ready(Some(Err(Box::new(CutError(reason)))))
+    }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match &mut this.kind {
             Kind::Local(b) => match b.take() {
@@ -192,26 +349,42 @@ impl Body for ResponseBody {
                     Poll::Ready(None)
                 }
             },
-            Kind::Upstream(inner) => match Pin::new(inner).poll_frame(cx) {
+            Kind::Upstream(inner, timers) => match Pin::new(inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let (Some(d), Some(c)) = (frame.data_ref(), this.completion.as_mut()) {
                         c.record.bytes_sent += d.len() as u64;
                     }
+                    if let Some(t) = timers {
+                        t.progress().touch();
+                    }
                     Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    if let Some(c) = this.completion.as_mut() {
-                        c.record
-                            .flags
-                            .insert(ResponseFlag::UpstreamConnectionTermination);
+                Poll::Ready(Some(Err(_))) => {
+                    // The client's body may have broken the exchange (an invalid chunk).
+                    let client = timers.as_ref().and_then(|t| t.progress().request_error());
+                    match client {
+                        Some(RequestBodyError::Protocol) => {
+                            this.cut(Cut::DownstreamProtocol, "invalid request body")
+                        }
+                        Some(RequestBodyError::Disconnected) => {
+                            Poll::Ready(Some(Err(Box::new(CutError("client left")))))
+                        }
+                        None => this.cut(Cut::UpstreamReset, "upstream connection broke"),
                     }
-                    Poll::Ready(Some(Err(e)))
                 }
                 Poll::Ready(None) => {
                     this.end();
                     Poll::Ready(None)
                 }
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => match timers.as_mut().map(|t| t.poll_expired(cx)) {
+                    Some(Poll::Ready(Expired::Request)) => {
+                        this.cut(Cut::Timeout(Expired::Request), "request timeout")
+                    }
+                    Some(Poll::Ready(Expired::Idle)) => {
+                        this.cut(Cut::Timeout(Expired::Idle), "stream idle timeout")
+                    }
+                    _ => Poll::Pending,
+                },
             },
         }
     }
@@ -219,14 +392,14 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Local(b) => b.is_none(),
-            Kind::Upstream(i) => i.is_end_stream(),
+            Kind::Upstream(i, _) => i.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Upstream(i) => i.size_hint(),
+            Kind::Upstream(i, _) => i.size_hint(),
         }
     }
 }

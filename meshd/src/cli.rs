@@ -135,6 +135,16 @@ pub struct Args {
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     pub debounce: Duration,
 
+    /// On SIGTERM or SIGINT, how long requests in flight may take to finish. meshd closes its
+    /// listeners at once (new connections are refused), closes idle keep-alive connections, ends
+    /// each busy one after its response, and exits 0 when the last request is done; at this
+    /// deadline (or a second signal) it cuts what still runs (logged with flag LR). The default
+    /// is twice App Mesh's 15 s per-request timeout and well inside systemd's 90 s
+    /// TimeoutStopSec.
+    #[arg(long, env = "MESHD_DRAIN_TIMEOUT", default_value = "30s", value_name = "DURATION",
+          value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
     /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `meshd=debug`). Also RUST_LOG.
     #[arg(long, env = "MESHD_LOG", default_value = "info")]
     pub log: String,

@@ -197,6 +197,8 @@ async fn serve(args: Args) -> ExitCode {
     wait_for_signal(&applier).await;
     notify_systemd("STOPPING=1");
     tracing::info!("meshd stopping");
+    // A second SIGTERM/SIGINT cuts what still runs at once.
+    server.drain(args.drain_timeout, wait_for_signal()).await;
     ExitCode::SUCCESS
 }
 

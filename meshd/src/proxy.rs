@@ -1,39 +1,54 @@
 //! The request path: where every request is admitted or refused, and why.
 //!
 //! In order, for each request on a listener:
-//! 1. a gateway's listener first takes a slot of its self-redirect cluster (App Mesh's
+//! 1. the request head is checked: larger than 60 KiB → 431; HTTP/1.1 without exactly one Host
+//!    → 400 `DPE`. Hop-by-hop headers (the fixed list and those its `Connection` names) are
+//!    dropped, both ways;
+//! 2. a gateway's listener first takes a slot of its self-redirect cluster (App Mesh's
 //!    accounting of the gateway's `connectionPool`): refused → 503 `UO`;
-//! 2. routing picks a cluster: no route → 404 `NR`;
-//! 3. the cluster's pool hands out a connection ([`mesh_core::pool`] documents the order of
+//! 3. routing picks a cluster: no route → 404 `NR`;
+//! 4. the cluster's pool hands out a connection ([`mesh_core::pool`] documents the order of
 //!    limits): `max_pending_requests` or `max_requests` reached → 503 `UO` with
 //!    `x-envoy-overloaded: true` and `x-mesh-overflow: <limit> <cluster>`; no host → 503 `UH`;
 //!    connect failure → 503 `UF`;
-//! 4. the request is sent; a reused keep-alive connection that the upstream had closed is
-//!    retried once on another connection (nothing was sent), any other failure → 503 `UC`;
-//! 5. no response headers within the timeout → 504 `UT`.
+//! 5. the request is sent ([`send`]). It is sent again, once, on a newly opened connection when
+//!    a reused keep-alive connection turns out closed by the upstream, if either nothing of it
+//!    was written, or it has no body and an idempotent method and the connection closed before
+//!    a response head (counted in `upstream_rq_resent_on_new_cx`). Otherwise: a response head
+//!    above 60 KiB or malformed → 502 `UPE`; the client's body broke its framing → 400 `DPE`;
+//!    any other failure → 503 `UC`;
+//! 6. the timers ([`timeout`]) run from the start until the response's last byte: the
+//!    per-request timeout → 504 `UT` before the response headers, the response cut after them;
+//!    the stream idle timeout (no byte moved) → 504 `SI` (408 while the client's body is still
+//!    missing bytes) before the headers, the response cut after them.
 //!
 //! The response body streams back through [`ResponseBody`], whose completion releases the
-//! connection and writes the access-log line.
+//! connection and writes the access-log line; [`crate::body`] says how a cut response is
+//! logged.
+
+mod headers;
+pub mod timeout;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::{Body as _, Incoming};
 use mesh_core::accesslog::{Flags, Record, ResponseFlag, Writer};
 use mesh_core::breaker::Limit;
-use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, SlotConnector};
+use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::Routing;
 use mesh_core::stats::HttpStats;
 
 use crate::body::{Completion, RequestBody, ResponseBody};
 use crate::upstream::TcpCluster;
+use timeout::{Expired, Progress, RequestBodyError, Timers};
 
 /// A gateway's self-redirect cluster: slots only.
 pub type SlotCluster = Cluster<SlotConnector>;
@@ -50,6 +65,8 @@ pub struct ListenerTable {
     pub log: Option<Writer>,
     /// Default per-request timeout (zero = none).
     pub timeout: Duration,
+    /// Default stream idle timeout (zero = none).
+    pub idle_timeout: Duration,
 }
 
 /// One listener's state shared by its connections.
@@ -58,6 +75,9 @@ pub struct ListenerState {
     pub stats: Arc<HttpStats>,
     /// The routing table now.
     pub table: ArcSwap<ListenerTable>,
+    /// Set once the drain deadline passed: requests still running are being cut by meshd
+    /// (logged `LR`, never `DC`). Shared by every listener of the server.
+    pub cutting: Arc<AtomicBool>,
 }
 
 /// Envoy's default `max_request_headers_kb` (60 KiB); larger gets 431.
@@ -73,26 +93,6 @@ static X_MESH_OVERFLOW: HeaderName = HeaderName::from_static("x-mesh-overflow");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 
-/// Headers that belong to one connection and are never forwarded.
-static HOP_BY_HOP: [HeaderName; 6] = [
-    http::header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::UPGRADE,
-];
-
-/// Removes hop-by-hop headers. Most messages carry none: one pass over the (few) names present
-/// decides, instead of six hashed lookups on every message.
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for h in &HOP_BY_HOP {
-            headers.remove(h);
-        }
-    }
-}
-
 fn header_string(parts: &http::request::Parts, name: &HeaderName) -> Option<String> {
     parts
         .headers
@@ -107,9 +107,9 @@ pub async fn handle(
     peer: SocketAddr,
     listener: Arc<ListenerState>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let stats = listener.stats.clone();
-    stats.counters.downstream_rq_total.inc();
-    stats.counters.downstream_rq_http1_total.inc();
+    let counters = &listener.stats.counters;
+    counters.downstream_rq_total.inc();
+    counters.downstream_rq_http1_total.inc();
     let table = listener.table.load_full();
     let (mut parts, body) = req.into_parts();
     let head: usize = parts
@@ -119,8 +119,8 @@ pub async fn handle(
         .sum::<usize>()
         + parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
     if head > MAX_REQUEST_HEADERS {
-        stats.counters.downstream_rq_too_large.inc();
-        stats.codes.record(431);
+        counters.downstream_rq_too_large.inc();
+        listener.stats.codes.record(431);
         let mut resp = Response::new(ResponseBody::plain("request headers too large"));
         *resp.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
         resp.headers_mut()
@@ -128,6 +128,8 @@ pub async fn handle(
         return Ok(resp);
     }
 
+    // 1. Hop-by-hop headers go first, so none of meshd's own headers can be named away.
+    headers::strip_hop_by_hop(&mut parts.headers);
     if !parts.headers.contains_key(&X_REQUEST_ID) {
         let mut buf = uuid::Uuid::encode_buffer();
         let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
@@ -147,7 +149,6 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         parts.headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    strip_hop_by_hop(&mut parts.headers);
 
     // The strings a log line needs are copied only for a listener that logs.
     let logging = table.log.is_some();
@@ -186,19 +187,34 @@ pub async fn handle(
         upstream_cluster: None,
         details: "via_upstream",
     };
-    let mut done = Completion::new(stats.clone(), table.log.clone(), record);
+    let progress = Arc::new(Progress::new(body.is_end_stream()));
+    let mut done = Completion::new(listener, table.log.clone(), record);
+    done.progress = Some(progress.clone());
+    if !headers::host_ok(parts.version, &parts.headers) {
+        done.record
+            .flags
+            .insert(ResponseFlag::DownstreamProtocolError);
+        done.record.details = "missing_host_header";
+        return Ok(local_reply(StatusCode::BAD_REQUEST, "", &[], done));
+    }
+    let mut timers = Timers::new(progress.clone(), table.timeout, table.idle_timeout);
 
-    // 1. A gateway's listener connection pool.
+    // 2. A gateway's listener connection pool.
     if let Some(gw) = &table.admission {
-        match gw.checkout().await {
+        let admitted = tokio::select! {
+            biased;
+            slot = gw.checkout() => slot.map_err(Failure::Checkout),
+            e = timers.expired() => Err(Failure::Expired(e)),
+        };
+        match admitted {
             Ok(slot) => done.admission = Some(slot),
-            Err(e) => return Ok(refuse(e, gw.info(), done)),
+            Err(f) => return Ok(fail(f, gw.info(), None, done)),
         }
     }
 
-    // 2. Routing.
+    // 3. Routing.
     let Some(action) = table.routing.route(&parts) else {
-        stats.counters.no_route.inc();
+        done.listener.stats.counters.no_route.inc();
         done.record.flags.insert(ResponseFlag::NoRouteFound);
         done.record.details = "route_not_found";
         return Ok(local_reply(StatusCode::NOT_FOUND, "", &[], done));
@@ -227,114 +243,260 @@ pub async fn handle(
             parts.headers.insert(http::header::HOST, v);
         }
     }
-    let timeout = action.timeout.unwrap_or(table.timeout);
+    timers.set(
+        action.timeout.unwrap_or(table.timeout),
+        action.idle_timeout.unwrap_or(table.idle_timeout),
+    );
+    let req = Request::from_parts(parts, RequestBody::new(body, progress));
 
-    let received = Arc::new(AtomicU64::new(0));
-    done.received = Some(received.clone());
-    let req = Request::from_parts(parts, RequestBody::new(body, received));
-
-    // 3–5. Connection, send, response headers.
-    let attempt = send(&cluster, req);
-    let outcome = if timeout.is_zero() {
-        attempt.await
-    } else {
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(o) => o,
-            Err(_) => Err(Failure::Timeout),
-        }
+    // 4–6. Connection, send, response headers, under the timers.
+    let mut tried = None;
+    let outcome = tokio::select! {
+        biased;
+        o = send(&cluster, req, &mut tried) => o,
+        e = timers.expired() => Err(Failure::Expired(e)),
     };
     match outcome {
-        Ok((checkout, resp, service_time)) => {
-            let (mut rparts, rbody) = resp.into_parts();
-            let code = rparts.status.as_u16();
-            let info = checkout.cluster();
-            info.codes.record(code);
-            info.counters.upstream_rq_completed.inc();
-            let host = checkout.host();
-            if code >= 500 {
-                host.counters.rq_error.inc();
-            } else {
-                host.counters.rq_success.inc();
-            }
-            strip_hop_by_hop(&mut rparts.headers);
-            let ms = service_time.as_millis() as u64;
-            rparts
-                .headers
-                .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
-            stats.codes.record(code);
-            done.record.code = code;
-            done.record.upstream_service_time = Some(ms);
-            done.record.upstream_host = Some(host.addr);
-            done.upstream = Some(checkout);
-            Ok(Response::from_parts(
-                rparts,
-                ResponseBody::upstream(rbody, done),
-            ))
-        }
-        Err(Failure::Checkout(e)) => Ok(refuse(e, cluster.info(), done)),
-        Err(Failure::Timeout) => {
-            cluster.info().counters.upstream_rq_timeout.inc();
-            cluster.info().codes.record(504);
-            done.record
-                .flags
-                .insert(ResponseFlag::UpstreamRequestTimeout);
-            done.record.details = "response_timeout";
-            Ok(local_reply(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream request timeout",
-                &[],
-                done,
-            ))
-        }
-        Err(Failure::Reset(addr, e)) => {
-            cluster.info().counters.upstream_rq_rx_reset.inc();
-            cluster.info().codes.record(503);
-            done.record
-                .flags
-                .insert(ResponseFlag::UpstreamConnectionTermination);
-            done.record.upstream_host = Some(addr);
-            done.record.details = "upstream_reset_before_response_started{connection_termination}";
-            tracing::debug!(cluster = %cluster.info().name, %addr, error = %e, "upstream reset");
-            Ok(local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-                &[],
-                done,
-            ))
-        }
+        Ok(sent) => Ok(forward(sent, done, timers)),
+        Err(f) => Ok(fail(f, cluster.info(), tried, done)),
     }
 }
 
+/// Why a request got no upstream response head.
 enum Failure {
     Checkout(CheckoutError),
-    Timeout,
+    Expired(Expired),
     Reset(SocketAddr, hyper::Error),
 }
 
 type Sent = (crate::upstream::TcpCheckout, Response<Incoming>, Duration);
 
-/// Gets a connection and sends the request; a reused connection found closed before anything
-/// was sent is replaced (that loop is where retries will live).
-async fn send(cluster: &Arc<TcpCluster>, mut req: Request<RequestBody>) -> Result<Sent, Failure> {
-    loop {
-        let mut checkout = cluster.checkout().await.map_err(Failure::Checkout)?;
-        let addr = checkout.host().addr;
-        let reused = checkout.reused();
-        let conn = &mut checkout.conn().0;
-        if let Err(e) = conn.ready().await {
-            if reused {
-                continue; // dropping the checkout closes the dead connection
+/// The upstream's response head goes to the client; its body streams through [`ResponseBody`]
+/// with the timers still running.
+fn forward(sent: Sent, mut done: Completion, timers: Timers) -> Response<ResponseBody> {
+    let (checkout, resp, service_time) = sent;
+    let (mut rparts, rbody) = resp.into_parts();
+    let code = rparts.status.as_u16();
+    let info = checkout.cluster();
+    info.codes.record(code);
+    info.counters.upstream_rq_completed.inc();
+    let host = checkout.host();
+    if code >= 500 {
+        host.counters.rq_error.inc();
+    } else {
+        host.counters.rq_success.inc();
+    }
+    headers::strip_hop_by_hop(&mut rparts.headers);
+    let ms = service_time.as_millis() as u64;
+    rparts
+        .headers
+        .insert(X_ENVOY_UPSTREAM_SERVICE_TIME.clone(), HeaderValue::from(ms));
+    done.listener.stats.codes.record(code);
+    done.record.code = code;
+    done.record.upstream_service_time = Some(ms);
+    done.record.upstream_host = Some(host.addr);
+    done.upstream = Some(checkout);
+    Response::from_parts(rparts, ResponseBody::upstream(rbody, done, timers))
+}
+
+/// The local reply for a request that got no upstream response head. `host` is where the
+/// request was in flight when a timer fired (its upstream request is reset).
+fn fail(
+    f: Failure,
+    cluster: &ClusterInfo,
+    host: Option<Arc<HostInfo>>,
+    mut done: Completion,
+) -> Response<ResponseBody> {
+    if matches!(f, Failure::Expired(_)) && host.is_some() {
+        cluster.counters.upstream_rq_tx_reset.inc();
+    }
+    match f {
+        Failure::Checkout(e) => refuse(e, cluster, done),
+        Failure::Expired(Expired::Request) => {
+            cluster.counters.upstream_rq_timeout.inc();
+            if let Some(h) = &host {
+                h.counters.rq_timeout.inc();
             }
-            return Err(Failure::Reset(addr, e));
+            cluster.codes.record(504);
+            done.record
+                .flags
+                .insert(ResponseFlag::UpstreamRequestTimeout);
+            done.record.details = "response_timeout";
+            local_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream request timeout",
+                &[],
+                done,
+            )
         }
-        let sent_at = Instant::now();
-        match conn.try_send_request(req).await {
-            Ok(resp) => return Ok((checkout, resp, sent_at.elapsed())),
-            Err(mut e) => match e.take_message() {
-                Some(r) if reused => req = r,
-                _ => return Err(Failure::Reset(addr, e.into_error())),
-            },
+        Failure::Expired(Expired::Idle) => {
+            // Envoy: 504 when the whole request was received (the upstream is late), 408
+            // while the client still owes bytes of its body.
+            done.listener
+                .stats
+                .counters
+                .downstream_rq_idle_timeout
+                .inc();
+            done.record.flags.insert(ResponseFlag::StreamIdleTimeout);
+            done.record.details = "stream_idle_timeout";
+            let complete = done.progress.as_ref().is_none_or(|p| p.request_complete());
+            if complete {
+                local_reply(StatusCode::GATEWAY_TIMEOUT, "stream timeout", &[], done)
+            } else {
+                let close = [(http::header::CONNECTION, "close".to_owned())];
+                local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout", &close, done)
+            }
         }
+        Failure::Reset(addr, e) => {
+            done.record.upstream_host = Some(addr);
+            let client = done.progress.as_ref().and_then(|p| p.request_error());
+            match client {
+                Some(RequestBodyError::Protocol) => {
+                    done.record
+                        .flags
+                        .insert(ResponseFlag::DownstreamProtocolError);
+                    done.record.details = "downstream_protocol_error";
+                    let close = [(http::header::CONNECTION, "close".to_owned())];
+                    local_reply(StatusCode::BAD_REQUEST, "", &close, done)
+                }
+                Some(RequestBodyError::Disconnected) => {
+                    // Nobody reads this reply: the client is gone.
+                    done.record
+                        .flags
+                        .insert(ResponseFlag::DownstreamConnectionTermination);
+                    done.record.details = "downstream_remote_disconnect";
+                    done.listener.stats.counters.downstream_rq_rx_reset.inc();
+                    local_reply(StatusCode::BAD_REQUEST, "", &[], done)
+                }
+                None if e.is_parse() => {
+                    cluster.counters.upstream_cx_protocol_error.inc();
+                    cluster.codes.record(502);
+                    done.record
+                        .flags
+                        .insert(ResponseFlag::UpstreamProtocolError);
+                    done.record.details = "upstream_reset_before_response_started{protocol_error}";
+                    tracing::debug!(cluster = %cluster.name, %addr, error = %e, "upstream protocol error");
+                    local_reply(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+                        &[],
+                        done,
+                    )
+                }
+                None => {
+                    cluster.counters.upstream_rq_rx_reset.inc();
+                    cluster.codes.record(503);
+                    done.record
+                        .flags
+                        .insert(ResponseFlag::UpstreamConnectionTermination);
+                    done.record.details =
+                        "upstream_reset_before_response_started{connection_termination}";
+                    tracing::debug!(cluster = %cluster.name, %addr, error = %e, "upstream reset");
+                    local_reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                        &[],
+                        done,
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Whether a request may be sent again after the connection it was written to closed before
+/// a response head: it has no body (nothing of the client's is lost) and an idempotent method
+/// (RFC 9110 §9.2.2: sending it twice has the effect of sending it once; RFC 9112 §9.3.1 lets a
+/// proxy retry only those).
+fn replayable(req: &Request<RequestBody>) -> bool {
+    matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) && req.body().is_end_stream()
+}
+
+/// The same request, with an empty body (only [`replayable`] requests are copied).
+fn copy_of(req: &Request<RequestBody>) -> Request<RequestBody> {
+    let mut copy = Request::new(req.body().emptied());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// Whether the connection was closed by the upstream (EOF or reset) before a response head.
+fn closed_before_response(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Gets a connection and sends the request; `tried` is the host it is in flight to.
+///
+/// The loop is where retries live. Today it sends a request again once, on a newly opened
+/// connection (never another idle one, which may be just as stale), when the connection it was
+/// sent on was reused from the pool and the upstream had closed it: either hyper hands the
+/// request back unsent (nothing was written, so anything may be sent again), or the request is
+/// [`replayable`] and the connection closed before any response head. Each resend counts
+/// `upstream_rq_resent_on_new_cx`. A failure on a new connection is never resent.
+async fn send(
+    cluster: &Arc<TcpCluster>,
+    mut req: Request<RequestBody>,
+    tried: &mut Option<Arc<HostInfo>>,
+) -> Result<Sent, Failure> {
+    let mut resends_left = 1u32;
+    let mut fresh = false;
+    loop {
+        let checkout = if fresh {
+            cluster.checkout_new().await
+        } else {
+            cluster.checkout().await
+        };
+        let mut checkout = checkout.map_err(Failure::Checkout)?;
+        *tried = Some(checkout.host().clone());
+        let addr = checkout.host().addr;
+        let may_resend = checkout.reused() && resends_left > 0;
+        let conn = &mut checkout.conn().0;
+        match conn.ready().await {
+            Err(e) if may_resend => {
+                tracing::debug!(cluster = %cluster.info().name, %addr, error = %e, "reused connection closed before the request was written; sending it on a new connection");
+            }
+            Err(e) => return Err(Failure::Reset(addr, e)),
+            Ok(()) => {
+                let copy = (may_resend && replayable(&req)).then(|| copy_of(&req));
+                let sent_at = Instant::now();
+                match conn.try_send_request(req).await {
+                    Ok(resp) => return Ok((checkout, resp, sent_at.elapsed())),
+                    Err(mut e) => match (e.take_message(), copy) {
+                        (Some(unsent), _) if may_resend => req = unsent,
+                        (None, Some(copy)) if closed_before_response(e.error()) => {
+                            tracing::debug!(cluster = %cluster.info().name, %addr, error = %e.error(), "reused connection closed before a response; sending the request again on a new connection");
+                            req = copy;
+                        }
+                        _ => return Err(Failure::Reset(addr, e.into_error())),
+                    },
+                }
+            }
+        }
+        // The dead connection is closed when `checkout` drops.
+        cluster.info().counters.upstream_rq_resent_on_new_cx.inc();
+        resends_left -= 1;
+        fresh = true;
     }
 }
 
@@ -408,7 +570,7 @@ fn local_reply(
     headers: &[(HeaderName, String)],
     mut done: Completion,
 ) -> Response<ResponseBody> {
-    done.stats.codes.record(status.as_u16());
+    done.listener.stats.codes.record(status.as_u16());
     done.record.code = status.as_u16();
     let mut resp = Response::new(ResponseBody::local(Bytes::from(body.to_owned()), done));
     *resp.status_mut() = status;

@@ -6,9 +6,15 @@
 //! node, role and address keeps its socket, and in-flight requests keep the objects they hold.
 //! New listeners are bound before anything is swapped, so a reload that cannot bind changes
 //! nothing.
+//!
+//! [`Server::drain`] stops it: listeners close at once, in-flight requests finish within a
+//! deadline, and what still runs then is cut (see [`drain`]).
+
+mod drain;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -19,10 +25,12 @@ use mesh_core::pool::{ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::{self, Bind, Endpoints, Role, RuntimeConfig};
 use mesh_core::stats::HttpStats;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::proxy::{ListenerState, ListenerTable, SlotCluster};
 use crate::upstream::{Http1Connector, TcpCluster};
+pub use drain::{DrainReport, Phase};
 
 /// A cluster of either kind, as the admin endpoint lists it.
 #[derive(Clone)]
@@ -94,6 +102,9 @@ pub enum ApplyError {
         /// Why.
         source: std::io::Error,
     },
+    /// meshd is stopping (draining): no config is applied any more.
+    #[error("meshd is stopping: the config is not applied")]
+    Stopping,
     /// An access log could not be opened.
     #[error("node {node}: cannot open access log {path}: {source}")]
     AccessLog {
@@ -112,6 +123,11 @@ pub struct Server {
     /// What the admin endpoint shows; swapped after each apply.
     pub view: ArcSwap<View>,
     dns_refresh: Duration,
+    /// Serving, draining or cutting: every connection task watches it; a connection holds a
+    /// receiver for its whole life, so the sender sees when the last connection ended.
+    phase: watch::Sender<Phase>,
+    /// Set when the drain deadline cuts what still runs (each request then logs `LR`).
+    cutting: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -132,11 +148,16 @@ impl Server {
             inner: Mutex::new(Inner::default()),
             view: ArcSwap::from_pointee(View::default()),
             dns_refresh,
+            phase: watch::channel(Phase::Serving).0,
+            cutting: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// Applies `config`: see the module docs. On error nothing changed.
     pub async fn apply(self: &Arc<Self>, config: RuntimeConfig) -> Result<(), ApplyError> {
+        if *self.phase.borrow() != Phase::Serving {
+            return Err(ApplyError::Stopping);
+        }
         // Bind new listeners first (outside the lock: binding may resolve names).
         let existing: Vec<_> = {
             let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,6 +184,9 @@ impl Server {
         }
 
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if *self.phase.borrow() != Phase::Serving {
+            return Err(ApplyError::Stopping); // the drain began while this apply bound
+        }
         // Access logs: reuse a writer for the same file and format.
         let mut logs = HashMap::new();
         for l in &config.listeners {
@@ -243,6 +267,7 @@ impl Server {
                         .cloned()
                 }),
                 timeout: l.request_timeout,
+                idle_timeout: l.stream_idle_timeout,
             };
             let key = l.key();
             if let Some(mut running) = inner.listeners.remove(&key) {
@@ -256,8 +281,10 @@ impl Server {
                 let state = Arc::new(ListenerState {
                     stats: Arc::new(HttpStats::default()),
                     table: ArcSwap::from_pointee(table),
+                    cutting: self.cutting.clone(),
                 });
-                let accept = tokio::spawn(accept_loop(socket, state.clone()));
+                let accept =
+                    tokio::spawn(accept_loop(socket, state.clone(), self.phase.subscribe()));
                 tracing::info!(node = %l.node, role = ?l.role, %addr, "listening");
                 listeners.insert(
                     key,
@@ -365,7 +392,11 @@ impl Server {
     }
 }
 
-async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>) {
+async fn accept_loop(
+    socket: TcpListener,
+    state: Arc<ListenerState>,
+    phase: watch::Receiver<Phase>,
+) {
     loop {
         let (tcp, peer) = match socket.accept().await {
             Ok(c) => c,
@@ -377,26 +408,60 @@ async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>) {
         };
         let _ = tcp.set_nodelay(true);
         let state = state.clone();
-        tokio::spawn(async move {
-            let stats = state.stats.clone();
-            stats.counters.downstream_cx_total.inc();
-            stats.counters.downstream_cx_http1_total.inc();
-            stats.downstream_cx_active.inc();
-            let svc = hyper::service::service_fn(move |req| {
-                crate::proxy::handle(req, peer, state.clone())
-            });
-            let result = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
-            if let Err(e) = result {
-                if e.is_parse() || e.is_parse_too_large() {
-                    stats.counters.downstream_cx_protocol_error.inc();
-                }
-                tracing::debug!(%peer, error = %e, "downstream connection ended");
-            }
-            stats.downstream_cx_active.dec();
-            stats.counters.downstream_cx_destroy.inc();
-        });
+        tokio::spawn(serve_connection(tcp, peer, state, phase.clone()));
     }
+}
+
+/// Serves one client connection until it ends, the drain ends it gracefully (an idle
+/// keep-alive connection closes at once, a busy one after its response, which then carries
+/// `connection: close`), or the drain deadline drops it.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<ListenerState>,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let stats = state.stats.clone();
+    stats.counters.downstream_cx_total.inc();
+    stats.counters.downstream_cx_http1_total.inc();
+    stats.downstream_cx_active.inc();
+    let svc = hyper::service::service_fn(move |req| crate::proxy::handle(req, peer, state.clone()));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(tcp), svc);
+    tokio::pin!(conn);
+    let mut draining = false;
+    let result = loop {
+        // A connection accepted just as the drain began has not seen the change: look first.
+        let now = *phase.borrow_and_update();
+        match now {
+            Phase::Cutting => break None,
+            Phase::Draining if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ => {}
+        }
+        tokio::select! {
+            r = conn.as_mut() => break Some(r),
+            changed = phase.changed() => if changed.is_err() {
+                break None; // the server is gone
+            },
+        }
+    };
+    match result {
+        Some(Err(e)) => {
+            if e.is_parse() || e.is_parse_too_large() {
+                stats.counters.downstream_cx_protocol_error.inc();
+            }
+            tracing::debug!(%peer, error = %e, "downstream connection ended");
+        }
+        Some(Ok(())) => {}
+        None => tracing::debug!(%peer, "downstream connection cut by the drain deadline"),
+    }
+    if draining {
+        stats.counters.downstream_cx_drain_close.inc();
+    }
+    stats.downstream_cx_active.dec();
+    stats.counters.downstream_cx_destroy.inc();
 }

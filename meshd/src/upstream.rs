@@ -17,9 +17,19 @@ pub type Conn = SendRequest<RequestBody>;
 #[derive(Debug, Default)]
 pub struct Http1Connector;
 
-/// A pool connection wrapper (the orphan rule keeps us from implementing the core trait on
-/// hyper's type directly).
-pub struct Upstream(pub Conn);
+/// Envoy's default `max_response_headers_kb`: a larger response head is a protocol error (502).
+pub const MAX_RESPONSE_HEADERS: usize = 60 * 1024;
+
+/// A pool connection: hyper's sender, and the task that drives the socket. Dropping it closes
+/// the connection at once (the task is aborted, which closes the socket and frees the
+/// connection slot), so a connection dropped mid-response is never left half-read.
+pub struct Upstream(pub Conn, tokio::task::AbortHandle);
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.1.abort();
+    }
+}
 
 impl Connection for Upstream {
     fn is_open(&self) -> bool {
@@ -34,16 +44,17 @@ impl Connector for Http1Connector {
         let tcp = TcpStream::connect(addr).await?;
         let _ = tcp.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_header_size(MAX_RESPONSE_HEADERS)
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%addr, error = %e, "upstream connection ended");
             }
             drop(guard);
         });
-        Ok(Upstream(sender))
+        Ok(Upstream(sender, task.abort_handle()))
     }
 }
 

@@ -410,3 +410,9 @@ impl Meshd {
         self.stats().get(name).copied().unwrap_or(0)
     }
 }
+
+// ==== Request-path helpers (tests/tests/requestpath.rs): a one-node config, a scripted raw-TCP
+// upstream, a gate, signals. In their own file to keep this one short.
+mod requestpath;
+pub use requestpath::*;
+// ==== end of request-path helpers ==============================================================

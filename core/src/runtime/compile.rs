@@ -243,6 +243,7 @@ impl Compiler<'_> {
                     },
                     targets: vec![WeightedCluster { cluster, weight: 1 }],
                     timeout: None,
+                    idle_timeout: None,
                 });
             }
             model::VirtualServiceProvider::VirtualRouter(p) => {
@@ -280,6 +281,11 @@ impl Compiler<'_> {
                         .as_ref()
                         .and_then(|t| t.per_request.as_ref())
                         .map(|d| d.to_std());
+                    let idle_timeout = h
+                        .timeout
+                        .as_ref()
+                        .and_then(|t| t.idle.as_ref())
+                        .map(|d| d.to_std());
                     let key = order(r.spec.priority, &matcher.path);
                     ordered.push((
                         key,
@@ -289,6 +295,7 @@ impl Compiler<'_> {
                             matcher,
                             targets,
                             timeout,
+                            idle_timeout,
                         },
                     ));
                 }
@@ -353,6 +360,7 @@ impl Compiler<'_> {
                     .as_ref()
                     .and_then(|t| t.per_request_or_default())
                     .unwrap_or(DEFAULT_PER_REQUEST),
+                stream_idle_timeout: idle,
             });
         }
         let backends: Vec<String> = vn.backend_names().map(str::to_owned).collect();
@@ -376,6 +384,7 @@ impl Compiler<'_> {
                 admission_cluster: None,
                 access_log: log,
                 request_timeout: DEFAULT_PER_REQUEST,
+                stream_idle_timeout: DEFAULT_IDLE,
             });
         }
     }
@@ -485,6 +494,7 @@ impl Compiler<'_> {
                 admission_cluster: Some(admission),
                 access_log: log.clone(),
                 request_timeout: DEFAULT_PER_REQUEST,
+                stream_idle_timeout: DEFAULT_IDLE,
             });
         }
     }
@@ -564,6 +574,20 @@ mod tests {
             .0;
         let action = gw_listener.routing.route(&req).expect("routed");
         assert_eq!(action.cluster, "cds_egress_color-mesh_green_http_8080");
+    }
+
+    #[test]
+    fn listeners_get_app_mesh_default_timeouts() {
+        let rc = compile(&walkthrough(), &Overrides::default());
+        for l in &rc.listeners {
+            assert_eq!(l.request_timeout, Duration::from_secs(15), "{}", l.node);
+            assert_eq!(
+                l.stream_idle_timeout,
+                Duration::from_secs(300),
+                "{}",
+                l.node
+            );
+        }
     }
 
     #[test]

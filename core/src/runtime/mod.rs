@@ -76,8 +76,13 @@ pub struct Listener {
     pub admission_cluster: Option<String>,
     /// The node's access log, if it has one.
     pub access_log: Option<AccessLog>,
-    /// Per-request timeout (App Mesh `timeout.http.perRequest`, default 15 s; zero = none).
+    /// Per-request timeout (App Mesh `timeout.http.perRequest`, default 15 s; zero = none): a
+    /// route's `timeout`, it runs from the request's start until the response is complete.
     pub request_timeout: std::time::Duration,
+    /// Stream idle timeout (App Mesh `timeout.http.idle`, default 300 s as Envoy's
+    /// `stream_idle_timeout`; zero = none): how long a request may see no byte move either way,
+    /// before or after the response headers.
+    pub stream_idle_timeout: std::time::Duration,
 }
 
 impl Listener {

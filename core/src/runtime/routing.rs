@@ -95,6 +95,9 @@ pub struct Route {
     pub targets: Vec<WeightedCluster>,
     /// Its per-request timeout, when it sets one.
     pub timeout: Option<Duration>,
+    /// Its stream idle timeout, when it sets one (replaces the listener's, as Envoy's route
+    /// `idle_timeout` does).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A virtual service as a routing table: the Host names it answers and its routes in order.
@@ -161,6 +164,8 @@ pub struct RouteAction<'a> {
     pub host: Option<&'a str>,
     /// The route's timeout, when it sets one.
     pub timeout: Option<Duration>,
+    /// The route's stream idle timeout, when it sets one.
+    pub idle_timeout: Option<Duration>,
 }
 
 fn host_of(parts: &Parts) -> Option<&str> {
@@ -289,6 +294,7 @@ impl Routing {
                 path: None,
                 host: None,
                 timeout: None,
+                idle_timeout: None,
             }),
             Routing::Hosts(hosts) => {
                 let host = host_of(parts)?;
@@ -299,6 +305,7 @@ impl Routing {
                     path: None,
                     host: None,
                     timeout: route.timeout,
+                    idle_timeout: route.idle_timeout,
                 })
             }
             Routing::Gateway(routes) => {
@@ -328,6 +335,7 @@ impl Routing {
                     path,
                     host: gr.rewrite_host.as_deref(),
                     timeout: route.timeout,
+                    idle_timeout: route.idle_timeout,
                 })
             }
         }
@@ -370,6 +378,7 @@ mod tests {
                         weight: 1,
                     }],
                     timeout: None,
+                    idle_timeout: None,
                 })
                 .collect(),
         }
