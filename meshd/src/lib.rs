@@ -175,7 +175,7 @@ async fn serve(args: Args) -> ExitCode {
         eprintln!("meshd: control socket {} : {e}", args.socket.display());
         return ExitCode::from(1);
     }
-    let _watcher = match config::watch::spawn(applier.clone(), args.debounce) {
+    let watcher = match config::watch::spawn(applier.clone(), args.debounce) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("meshd: cannot watch {} : {e}", dir.display());
@@ -194,33 +194,51 @@ async fn serve(args: Args) -> ExitCode {
     }
     notify_systemd("READY=1");
 
-    wait_for_signal(&applier).await;
+    let Some(mut signals) = Signals::install() else {
+        eprintln!("meshd: cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    signals.stop(Some(&applier)).await;
     notify_systemd("STOPPING=1");
     tracing::info!("meshd stopping");
+    // The directory is no longer applied while draining.
+    drop(watcher);
     // A second SIGTERM/SIGINT cuts what still runs at once.
-    server.drain(args.drain_timeout, wait_for_signal()).await;
+    server.drain(args.drain_timeout, signals.stop(None)).await;
     ExitCode::SUCCESS
 }
 
-/// Waits for SIGTERM or SIGINT. SIGHUP re-reads the config directory meanwhile.
-async fn wait_for_signal(applier: &Applier) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop meshd with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                tracing::info!(signal = "SIGHUP", "re-reading the config directory");
-                applier.reload("SIGHUP").await;
+/// SIGTERM, SIGINT and SIGHUP, installed once for the life of the process.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP re-reads the config directory through
+    /// `applier` (without one, while stopping, it is logged and ignored).
+    async fn stop(&mut self, applier: Option<&Applier>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => match applier {
+                    Some(a) => {
+                        tracing::info!(signal = "SIGHUP", "re-reading the config directory");
+                        a.reload("SIGHUP").await;
+                    }
+                    None => tracing::info!(signal = "SIGHUP", "ignored: meshd is stopping"),
+                },
             }
         }
     }

@@ -22,7 +22,13 @@ use super::Applier;
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct Watch {
-    _task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The paths whose events matter, shared with notify's callback thread.
@@ -150,7 +156,7 @@ pub fn spawn(applier: Arc<Applier>, debounce: Duration) -> notify::Result<Watch>
             complete = arm(&mut armed, &applier, &interest);
         }
     });
-    Ok(Watch { _task: task })
+    Ok(Watch { task })
 }
 
 /// (Re-)arms every watch (see the module docs); returns whether the directory and its parent
