@@ -56,7 +56,7 @@ pub type SlotCluster = Cluster<SlotConnector>;
 /// What a listener needs per request; swapped whole on reload.
 pub struct ListenerTable {
     /// Where requests go.
-    pub routing: Routing,
+    pub routing: Arc<Routing>,
     /// The clusters routing may name.
     pub clusters: std::collections::HashMap<String, Arc<TcpCluster>>,
     /// A gateway's admission cluster.

@@ -239,7 +239,7 @@ pub fn routing_clusters(r: &mesh_core::runtime::Routing) -> Vec<String> {
     };
     match r {
         Routing::Cluster(c) => vec![c.clone()],
-        Routing::Hosts(hs) => hs.iter().flat_map(vh).collect(),
+        Routing::Hosts(hs) => hs.iter().flat_map(|h| vh(h)).collect(),
         Routing::Gateway(gs) => gs.iter().flat_map(|g| vh(&g.target)).collect(),
     }
 }

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -170,6 +171,9 @@ struct Compiler<'a> {
     set: &'a MeshSet,
     o: &'a Overrides,
     clusters: BTreeMap<String, Cluster>,
+    /// Each virtual service's routing table, built once and shared by every listener and
+    /// gateway route that targets it (a router of 20 000 routes is held once, not per use).
+    hosts: BTreeMap<(String, String), Option<Arc<VirtualHost>>>,
 }
 
 impl Compiler<'_> {
@@ -217,8 +221,18 @@ impl Compiler<'_> {
         self.o.nodes.is_empty() || self.o.nodes.iter().any(|n| n == node)
     }
 
-    /// A virtual service as a routing table.
-    fn virtual_host(&mut self, mesh: &str, service: &str) -> Option<VirtualHost> {
+    /// A virtual service as a routing table, shared.
+    fn virtual_host(&mut self, mesh: &str, service: &str) -> Option<Arc<VirtualHost>> {
+        let key = (mesh.to_owned(), service.to_owned());
+        if let Some(built) = self.hosts.get(&key) {
+            return built.clone();
+        }
+        let built = self.build_virtual_host(mesh, service).map(Arc::new);
+        self.hosts.insert(key, built.clone());
+        built
+    }
+
+    fn build_virtual_host(&mut self, mesh: &str, service: &str) -> Option<VirtualHost> {
         let vs = self.set.virtual_service(mesh, service)?;
         let mut domains = vec![service.to_owned()];
         let mut routes = Vec::new();
@@ -352,7 +366,7 @@ impl Compiler<'_> {
                 mesh: mesh.to_owned(),
                 role: Role::Ingress,
                 bind,
-                routing: Routing::Cluster(cluster),
+                routing: Arc::new(Routing::Cluster(cluster)),
                 admission_cluster: None,
                 access_log: log.clone(),
                 request_timeout: l
@@ -380,7 +394,7 @@ impl Compiler<'_> {
                 mesh: mesh.to_owned(),
                 role: Role::Egress,
                 bind: Bind::Addr(bind),
-                routing: Routing::Hosts(hosts),
+                routing: Arc::new(Routing::Hosts(hosts)),
                 admission_cluster: None,
                 access_log: log,
                 request_timeout: DEFAULT_PER_REQUEST,
@@ -490,7 +504,7 @@ impl Compiler<'_> {
                 mesh: mesh.to_owned(),
                 role: Role::Gateway,
                 bind: Bind::Addr(bind),
-                routing: Routing::Gateway(routes.clone()),
+                routing: Arc::new(Routing::Gateway(routes.clone())),
                 admission_cluster: Some(admission),
                 access_log: log.clone(),
                 request_timeout: DEFAULT_PER_REQUEST,
@@ -507,6 +521,7 @@ pub fn compile(set: &MeshSet, o: &Overrides) -> RuntimeConfig {
         set,
         o,
         clusters: BTreeMap::new(),
+        hosts: BTreeMap::new(),
     };
     let mut listeners = Vec::new();
     for vn in set.virtual_nodes() {

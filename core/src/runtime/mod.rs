@@ -71,7 +71,7 @@ pub struct Listener {
     /// Where it binds.
     pub bind: Bind,
     /// Where requests go.
-    pub routing: Routing,
+    pub routing: std::sync::Arc<Routing>,
     /// For a gateway: the self-redirect cluster whose limits admit every request first.
     pub admission_cluster: Option<String>,
     /// The node's access log, if it has one.

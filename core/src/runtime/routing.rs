@@ -2,6 +2,7 @@
 //! weighted clusters, or Host-routed virtual hosts for egress.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
@@ -134,8 +135,8 @@ pub struct GatewayRoute {
     pub name: String,
     /// When it applies.
     pub matcher: HttpMatch,
-    /// The target virtual service.
-    pub target: VirtualHost,
+    /// The target virtual service (shared with every other use of it).
+    pub target: Arc<VirtualHost>,
     /// Path rewrite.
     pub rewrite_path: PathRewrite,
     /// Host rewrite (App Mesh's default: the target virtual service's name).
@@ -148,7 +149,7 @@ pub enum Routing {
     /// Everything to one cluster (a node's ingress listener → its local app).
     Cluster(String),
     /// Routed by Host to virtual services (a node's egress listener).
-    Hosts(Vec<VirtualHost>),
+    Hosts(Vec<Arc<VirtualHost>>),
     /// Gateway routes in priority order.
     Gateway(Vec<GatewayRoute>),
 }
@@ -390,7 +391,7 @@ mod tests {
         let routing = Routing::Gateway(vec![GatewayRoute {
             name: "green".into(),
             matcher: prefix("/paths/green"),
-            target,
+            target: target.into(),
             rewrite_path: PathRewrite::Keep,
             rewrite_host: Some("color-paths".into()),
         }]);
@@ -407,7 +408,7 @@ mod tests {
         let routing = Routing::Gateway(vec![GatewayRoute {
             name: "r".into(),
             matcher: prefix("/color/"),
-            target: vh(vec![("/", "c")]),
+            target: vh(vec![("/", "c")]).into(),
             rewrite_path: PathRewrite::Prefix {
                 matched: "/color/".into(),
                 with: "/".into(),
@@ -422,7 +423,7 @@ mod tests {
 
     #[test]
     fn egress_routes_by_host_with_or_without_port() {
-        let routing = Routing::Hosts(vec![vh(vec![("/", "green")])]);
+        let routing = Routing::Hosts(vec![vh(vec![("/", "green")]).into()]);
         for host in ["color-paths", "color-paths:8080", "COLOR-PATHS:9"] {
             let a = routing.route(&parts("GET", "/", &[("host", host)]));
             assert_eq!(a.map(|a| a.cluster), Some("green"), "{host}");
