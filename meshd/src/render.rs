@@ -29,6 +29,29 @@ pub struct ServerStats {
     pub config_reload_success: mesh_core::stats::Counter,
     /// Config changes rejected (the last good config kept serving).
     pub config_reload_failure: mesh_core::stats::Counter,
+    /// Admin requests refused (from a web page, a DNS-rebinding `Host`, a mutating request with
+    /// a body).
+    pub admin_rq_refused: mesh_core::stats::Counter,
+}
+
+impl ServerStats {
+    /// Every counter with its name under `server.`, as `/stats` lists them.
+    pub fn counters(&self) -> [(&'static str, &mesh_core::stats::Counter); 3] {
+        [
+            ("admin_rq_refused", &self.admin_rq_refused),
+            ("config_reload_failure", &self.config_reload_failure),
+            ("config_reload_success", &self.config_reload_success),
+        ]
+    }
+
+    /// `POST /reset_counters`: every counter but those that record faults and refusals.
+    pub fn reset(&self) {
+        for (name, c) in self.counters() {
+            if !mesh_core::stats::kept_on_reset(name) {
+                c.reset();
+            }
+        }
+    }
 }
 
 fn breaker_stats(prefix: &str, b: &Breakers, out: &mut Vec<(String, StatType, u64)>) {
@@ -165,16 +188,9 @@ pub fn collect(view: &View, server: &ServerStats, uptime: u64, node: Option<&str
         }
         raw.push(("server.live".into(), StatType::Gauge, 1));
         raw.push(("server.uptime".into(), StatType::Gauge, uptime));
-        raw.push((
-            "server.config_reload_success".into(),
-            StatType::Counter,
-            server.config_reload_success.get(),
-        ));
-        raw.push((
-            "server.config_reload_failure".into(),
-            StatType::Counter,
-            server.config_reload_failure.get(),
-        ));
+        for (name, c) in server.counters() {
+            raw.push((format!("server.{name}"), StatType::Counter, c.get()));
+        }
     }
     raw.sort_by(|a, b| a.0.cmp(&b.0));
     let cluster_names: Vec<&str> = view
