@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use crate::stats::Counter;
 
 mod template;
-pub use template::Template;
+pub use template::{push_escaped, unescape, Template};
 
 /// Envoy's response flags that meshd sets, in Envoy's enum order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -93,12 +93,13 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
+/// A header's value for the access log, bytes that are not UTF-8 as U+FFFD (the log escapes
+/// what it writes).
 fn header_string(parts: &http::request::Parts, name: &HeaderName) -> Option<String> {
     parts
         .headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Handles one request from a client. Never fails: every problem is a response.
