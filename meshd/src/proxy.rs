@@ -99,7 +99,10 @@ fn header_string(parts: &http::request::Parts, name: &HeaderName) -> Option<Stri
     parts
         .headers
         .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| match std::str::from_utf8(v.as_bytes()) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        })
 }
 
 /// Handles one request from a client. Never fails: every problem is a response.

@@ -70,21 +70,19 @@ const ESCAPED: [bool; 256] = {
 pub fn push_escaped(out: &mut String, v: &str) {
     let bytes = v.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !ESCAPED[usize::from(b)] {
-            continue;
-        }
+    while let Some(at) = first_escaped(&bytes[start..]) {
+        let i = start + at;
         // `start..i` holds printable ASCII only, so both ends are character boundaries.
         if let Some(run) = v.get(start..i) {
             out.push_str(run);
         }
-        match b {
+        match bytes[i] {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
             b'\t' => out.push_str("\\t"),
             b'\n' => out.push_str("\\n"),
             b'\r' => out.push_str("\\r"),
-            _ => {
+            b => {
                 let _ = write!(out, "\\x{b:02x}");
             }
         }
@@ -93,6 +91,36 @@ pub fn push_escaped(out: &mut String, v: &str) {
     if let Some(run) = v.get(start..) {
         out.push_str(run);
     }
+}
+
+/// Where the first byte [`ESCAPED`] names is in `b`. Looks at 8 bytes at a time while none of
+/// them is one, then byte by byte.
+fn first_escaped(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        if word_has_escaped(u64::from_le_bytes(word)) {
+            break;
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|c| ESCAPED[usize::from(*c)])
+        .map(|p| i + p)
+}
+
+/// Whether any byte of `w` is below 0x20, at or above 0x7f, `"` or `\` (exact, per byte:
+/// the classic "has a byte less than n" and "has a zero byte" tricks, with no carry between
+/// bytes that could hide one).
+fn word_has_escaped(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let del_or_high = (((w & !HIGH) + ONES) | w) & HIGH;
+    let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
+    below_space | del_or_high | quote | backslash != 0
 }
 
 /// The inverse of [`push_escaped`], for readers of text lines: `\"`, `\\`, `\t`, `\n`, `\r` and
@@ -402,6 +430,21 @@ mod tests {
         assert_eq!(escaped("é\u{fffd}"), r"\xc3\xa9\xef\xbf\xbd");
         assert_eq!(escaped(""), "");
         assert_eq!(unescape(r"\q \x4 \"), r"\q \x4 \", "not escapes: kept");
+    }
+
+    #[test]
+    fn the_word_test_agrees_with_the_table_for_every_byte_in_every_place() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[at] = b;
+                assert_eq!(
+                    word_has_escaped(u64::from_le_bytes(word)),
+                    ESCAPED[usize::from(b)],
+                    "byte {b:#x} at {at}"
+                );
+            }
+        }
     }
 
     proptest! {
