@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use crate::stats::Counter;
 
 mod template;
-pub use template::Template;
+pub use template::{push_escaped, unescape, Template};
 
 /// Envoy's response flags that meshd sets, in Envoy's enum order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +249,22 @@ pub struct WriterStats {
     pub dropped: Counter,
     /// Lines lost to write errors.
     pub write_errors: Counter,
+}
+
+impl WriterStats {
+    /// `POST /reset_counters`: `written_lines` back to zero; `dropped_lines` and `write_errors`
+    /// record faults and are kept ([`crate::stats::kept_on_reset`]).
+    pub fn reset(&self) {
+        for (name, c) in [
+            ("written_lines", &self.written),
+            ("dropped_lines", &self.dropped),
+            ("write_errors", &self.write_errors),
+        ] {
+            if !crate::stats::kept_on_reset(name) {
+                c.reset();
+            }
+        }
+    }
 }
 
 /// A file access log fed through a bounded queue; cloning shares the queue.

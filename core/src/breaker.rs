@@ -212,9 +212,11 @@ impl Resource {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Resets the counters (refusals, peak to the current level), for `POST /reset_counters`.
-    pub fn reset_counters(&self) {
-        self.refused.store(0, Ordering::Relaxed);
+    /// Resets the peak to the current level and, with `refused`, the refusal count.
+    pub fn reset_counters(&self, refused: bool) {
+        if refused {
+            self.refused.store(0, Ordering::Relaxed);
+        }
         self.peak.store(self.current(), Ordering::Relaxed);
     }
 }
@@ -293,10 +295,12 @@ impl Breakers {
         self.retries.set_max(t.max_retries);
     }
 
-    /// Resets refusal counters and peaks of every limit.
+    /// Resets the peaks of every limit, for `POST /reset_counters`. The refusal counters
+    /// (`*_refused`) record refusals and are kept ([`crate::stats::kept_on_reset`]).
     pub fn reset_counters(&self) {
         for l in Limit::ALL {
-            self.get(l).reset_counters();
+            let refused = !crate::stats::kept_on_reset(l.refused_counter());
+            self.get(l).reset_counters(refused);
         }
     }
 }

@@ -90,6 +90,25 @@ pub fn prometheus_name(s: &str) -> String {
         .collect()
 }
 
+/// The `_`-separated words that mark a counter as recording a fault or a refusal (see
+/// [`kept_on_reset`]).
+pub const FAULT_WORDS: [&str; 15] = [
+    "refused", "overflow", "fail", "failure", "fault", "timeout", "error", "errors", "reset",
+    "dropped", "skipped", "eject", "no", "none", "large",
+];
+
+/// Whether `POST /reset_counters` leaves this counter alone. The rule, in one place: a counter
+/// whose name (the part after its last `.`) has a `_`-separated word in [`FAULT_WORDS`] records
+/// a fault or a refusal (`*_refused`, `*_overflow`, `*_connect_fail`, `config_reload_failure`,
+/// `*_timeout`, `*_error`, `*_rx_reset`, `dropped_lines`, `no_route`, `*_none_healthy`,
+/// `*_too_large`, `*_failure_eject`) and is never reset, so that evidence of faults and refusals
+/// survives a reset and only a restart (which `server.uptime` shows) starts it again. Every other
+/// counter (totals, successes, response codes) is reset.
+pub fn kept_on_reset(name: &str) -> bool {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    leaf.split('_').any(|w| FAULT_WORDS.contains(&w))
+}
+
 /// Something that can list its stats. `emit` is called once per stat with its full name.
 pub trait Visit {
     /// Calls `emit(name, type, value)` for every stat, names prefixed with `prefix`.
@@ -109,9 +128,12 @@ macro_rules! counters {
             pub fn visit_counters(&self, prefix: &str, emit: &mut dyn FnMut(String, StatType, u64)) {
                 $(emit(format!("{prefix}{}", stringify!($field)), StatType::Counter, self.$field.get());)*
             }
-            /// Resets every counter of this struct to zero.
+            /// Resets every counter of this struct to zero, except those that record faults
+            /// and refusals ([`kept_on_reset`]).
             pub fn reset(&self) {
-                $(self.$field.reset();)*
+                $(if !kept_on_reset(stringify!($field)) {
+                    self.$field.reset();
+                })*
             }
         }
     };
@@ -177,7 +199,8 @@ impl CodeStats {
         }
     }
 
-    /// Resets every code counter.
+    /// Resets every code counter (response codes are traffic counts, not faults: no name of
+    /// theirs has a word of [`FAULT_WORDS`]).
     pub fn reset(&self) {
         self.codes.iter().for_each(Counter::reset);
         self.classes.iter().for_each(Counter::reset);
@@ -291,7 +314,8 @@ impl Visit for HttpStats {
 }
 
 impl HttpStats {
-    /// Resets every counter (gauges stay).
+    /// Resets every counter but those that record faults and refusals ([`kept_on_reset`]);
+    /// gauges stay.
     pub fn reset(&self) {
         self.counters.reset();
         self.codes.reset();
@@ -327,6 +351,83 @@ mod tests {
             ]
         );
         assert_eq!(c.class(5), 2);
+    }
+
+    #[test]
+    fn reset_keeps_exactly_the_fault_and_refusal_counters() {
+        let c = ClusterCounters::default();
+        let h = HostCounters::default();
+        let l = HttpStats::default();
+        let mut names = Vec::new();
+        let mut all = |n: String, _: StatType, _: u64| names.push(n);
+        c.visit_counters("cluster.c.", &mut all);
+        h.visit_counters("", &mut all);
+        l.visit("http.ingress.", &mut all);
+        names.extend(
+            [
+                "server.config_reload_failure",
+                "server.config_reload_success",
+                "server.config_dir_fault",
+                "server.config_files_skipped",
+                "cluster.c.circuit_breakers.default.rq_pending_refused",
+                "access_log.x.dropped_lines",
+                "access_log.x.write_errors",
+                "access_log.x.written_lines",
+                "cluster.c.upstream_rq_503",
+            ]
+            .map(String::from),
+        );
+        let kept: Vec<&str> = names
+            .iter()
+            .filter(|n| kept_on_reset(n))
+            .map(|n| n.rsplit('.').next().unwrap_or(n))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "upstream_cx_connect_fail",
+                "upstream_cx_connect_timeout",
+                "upstream_cx_overflow",
+                "upstream_cx_idle_timeout",
+                "upstream_cx_none_healthy",
+                "upstream_cx_protocol_error",
+                "upstream_rq_pending_overflow",
+                "upstream_rq_pending_failure_eject",
+                "upstream_rq_active_overflow",
+                "upstream_rq_timeout",
+                "upstream_rq_rx_reset",
+                "upstream_rq_tx_reset",
+                "cx_connect_fail",
+                "rq_error",
+                "rq_timeout",
+                "downstream_cx_protocol_error",
+                "downstream_rq_rx_reset",
+                "downstream_rq_tx_reset",
+                "downstream_rq_idle_timeout",
+                "downstream_rq_too_large",
+                "no_route",
+                "config_reload_failure",
+                "config_dir_fault",
+                "config_files_skipped",
+                "rq_pending_refused",
+                "dropped_lines",
+                "write_errors",
+            ]
+        );
+
+        // The structs apply the rule: totals go back to zero, faults stay.
+        c.upstream_rq_total.add(5);
+        c.upstream_cx_overflow.add(2);
+        l.counters.no_route.inc();
+        l.counters.downstream_rq_total.inc();
+        l.codes.record(503);
+        c.reset();
+        l.reset();
+        assert_eq!(c.upstream_rq_total.get(), 0);
+        assert_eq!(c.upstream_cx_overflow.get(), 2);
+        assert_eq!(l.counters.no_route.get(), 1);
+        assert_eq!(l.counters.downstream_rq_total.get(), 0);
+        assert_eq!(l.codes.class(5), 0);
     }
 
     #[test]

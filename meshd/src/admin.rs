@@ -1,12 +1,22 @@
 //! The admin HTTP endpoint: `/stats`, `/stats/prometheus`, `/clusters`, `/listeners`,
 //! `/config_dump`, `/ready`, `POST /reset_counters`. Loopback by default.
+//!
+//! It has no authentication: whoever can connect to it can read every stat and reset counters.
+//! What it refuses, with 403 and a body saying why ([`refusal`]): a request from a browser page
+//! (one carrying `Origin`), a request whose `Host` is a DNS name other than `localhost` (DNS
+//! rebinding), and a mutating request that carries a body (a browser's "simple" cross-origin
+//! POST). `POST /reset_counters` never resets the counters that record faults and refusals
+//! ([`mesh_core::stats::kept_on_reset`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use regex::Regex;
@@ -49,10 +59,86 @@ const INDEX: &str = "admin commands are:
   /config_dump: the resources in force
   /listeners: listener addresses (?format=json)
   /ready: 200 once listeners are bound
-  /reset_counters: POST: reset every counter to zero
+  /reset_counters: POST with no body: reset counters to zero, except those that record faults and refusals
   /stats: counters and gauges (?filter=REGEX, ?format=json, ?usedonly, ?node=NAME)
   /stats/prometheus: Prometheus exposition format
 ";
+
+/// Whether `host` (a `Host` header or a request target's authority, port optional) names this
+/// machine in a way no other web origin can: an IP literal or `localhost`. DNS rebinding needs a
+/// DNS name the attacker controls, so any other name is refused. Any IP literal is accepted, not
+/// only loopback and the bound address: a browser sends an IP literal only to that IP's own
+/// origin (a cross-origin request carries `Origin` and is refused anyway), and the address a
+/// client dials may differ from the one the admin sees (NAT, a `0.0.0.0` bind, port forwards).
+fn host_allowed(host: &str) -> bool {
+    let Ok(auth) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    if auth.as_str().contains('@') {
+        return false; // `user@host` is not a Host value
+    }
+    let name = auth.host();
+    let port = auth.as_str().get(name.len()..).unwrap_or_default();
+    if !(port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok()))
+    {
+        return false;
+    }
+    let bare = name
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(name);
+    let bare = bare.strip_suffix('.').unwrap_or(bare);
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok()
+}
+
+/// Why the admin refuses `req`, or `None` when it may be served. Every request: no `Origin`
+/// (browsers send it on every cross-origin fetch and every POST; `curl`, Prometheus and meshstat
+/// never do), and a `Host` (and absolute request target) naming this machine ([`host_allowed`]).
+/// A mutating request (`mutating`): no body, so neither `Transfer-Encoding` nor a
+/// `Content-Length` other than 0; a browser's cross-origin "simple" POST (`text/plain`, no
+/// preflight) always has one.
+fn refusal<B>(req: &Request<B>, mutating: bool) -> Option<&'static str> {
+    let h = req.headers();
+    if h.contains_key(http::header::ORIGIN) {
+        return Some(
+            "the admin endpoint refuses requests from web pages (this one carries an Origin header): \
+             it has no authentication, so a page must not reach it through a browser",
+        );
+    }
+    let hosts = h.get_all(http::header::HOST);
+    if hosts.iter().count() > 1 {
+        return Some("the admin endpoint refuses a request with more than one Host header");
+    }
+    let named = hosts
+        .iter()
+        .map(|v| v.to_str().ok())
+        .chain(req.uri().authority().map(|a| Some(a.as_str())));
+    for host in named {
+        if !host.is_some_and(host_allowed) {
+            return Some(
+                "the admin endpoint refuses a Host that is not an IP address or localhost \
+                 (DNS rebinding): address it by IP, e.g. http://127.0.0.1:9901/",
+            );
+        }
+    }
+    if mutating {
+        let chunked = h.contains_key(http::header::TRANSFER_ENCODING);
+        let length = h
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0");
+        if chunked || length {
+            return Some(
+                "a mutating admin request must be a POST with no body \
+                 (what a browser sends cross-origin without asking first always has one)",
+            );
+        }
+    }
+    None
+}
 
 impl Admin {
     async fn handle(
@@ -60,6 +146,33 @@ impl Admin {
         req: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let path = req.uri().path().to_owned();
+        let mutating = path == "/reset_counters" && req.method() == Method::POST;
+        if let Some(why) = refusal(&req, mutating) {
+            self.stats.admin_rq_refused.inc();
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    reason = why,
+                    "admin request refused (counted in server.admin_rq_refused; logged once)"
+                );
+            } else {
+                tracing::debug!(reason = why, "admin request refused");
+            }
+            // Read what the client sends (bounded) before answering and closing: closing on
+            // unread bytes resets the connection, and the client would lose the answer.
+            let body = http_body_util::Limited::new(req.into_body(), 64 * 1024);
+            let _ = tokio::time::timeout(Duration::from_secs(1), body.collect()).await;
+            let mut r = reply(
+                StatusCode::FORBIDDEN,
+                "text/plain; charset=UTF-8",
+                format!("{why}\n"),
+            );
+            r.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return Ok(r);
+        }
         let q = params(&req);
         let view = self.server.view.load_full();
         let text = "text/plain; charset=UTF-8";
@@ -150,6 +263,8 @@ impl Admin {
                 reply(StatusCode::OK, "application/json", body)
             }
             (&Method::POST, "/reset_counters") => {
+                // Each `reset` keeps the counters that record faults and refusals
+                // (`mesh_core::stats::kept_on_reset`).
                 for c in &view.clusters {
                     let i = c.info();
                     i.counters.reset();
@@ -163,8 +278,10 @@ impl Admin {
                 for (_, _, _, s) in &view.listeners {
                     s.reset();
                 }
-                self.stats.config_reload_success.reset();
-                self.stats.config_reload_failure.reset();
+                for w in &view.logs {
+                    w.stats.reset();
+                }
+                self.stats.reset();
                 reply(StatusCode::OK, text, "OK\n".into())
             }
             (_, "/reset_counters") => reply(
@@ -196,5 +313,65 @@ impl Admin {
                     .await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request")
+    }
+
+    #[test]
+    fn hosts_that_name_this_machine_pass_and_dns_names_do_not() {
+        for ok in [
+            "127.0.0.1:9901",
+            "127.0.0.1",
+            "localhost:9901",
+            "LOCALHOST.",
+            "[::1]:9901",
+            "10.0.0.1:9901",
+            "0.0.0.0:9901",
+        ] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9901",
+            "127.0.0.1.nip.io",
+            "localhost.evil.example",
+            "user@127.0.0.1",
+            "2130706433",
+            "10.0.0.1:port",
+            "",
+        ] {
+            assert!(!host_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let host = ("host", "127.0.0.1:9901");
+        assert_eq!(refusal(&req("GET", "/stats", &[host]), false), None);
+        assert_eq!(refusal(&req("GET", "/stats", &[]), false), None, "HTTP/1.0");
+        let page = req("GET", "/stats", &[host, ("origin", "null")]);
+        assert!(refusal(&page, false).is_some_and(|w| w.contains("Origin")));
+        let absolute = req("GET", "http://evil.example/stats", &[host]);
+        assert!(refusal(&absolute, false).is_some_and(|w| w.contains("Host")));
+        let two = req("GET", "/stats", &[host, ("host", "localhost")]);
+        assert!(refusal(&two, false).is_some());
+        for body in [("content-length", "3"), ("transfer-encoding", "chunked")] {
+            let r = req("POST", "/reset_counters", &[host, body]);
+            assert!(refusal(&r, true).is_some_and(|w| w.contains("no body")));
+            assert_eq!(refusal(&r, false), None, "only mutating calls need no body");
+        }
+        let empty = req("POST", "/reset_counters", &[host, ("content-length", "0")]);
+        assert_eq!(refusal(&empty, true), None);
     }
 }

@@ -93,12 +93,16 @@ static X_MESH_OVERFLOW: HeaderName = HeaderName::from_static("x-mesh-overflow");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 
+/// A header's value for the access log, bytes that are not UTF-8 as U+FFFD (the log escapes
+/// what it writes).
 fn header_string(parts: &http::request::Parts, name: &HeaderName) -> Option<String> {
     parts
         .headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .map(|v| match std::str::from_utf8(v.as_bytes()) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        })
 }
 
 /// Handles one request from a client. Never fails: every problem is a response.

@@ -41,6 +41,39 @@ pub struct ServerStats {
     /// Settings of the config in force that are accepted but not in force yet (health checks,
     /// outlier detection, retries, ...; `meshctl validate` lists them).
     pub config_not_in_force: mesh_core::stats::Gauge,
+    /// Admin requests refused (from a web page, a DNS-rebinding `Host`, a mutating request with
+    /// a body).
+    pub admin_rq_refused: mesh_core::stats::Counter,
+}
+
+impl ServerStats {
+    /// Every counter with its name under `server.`, as `/stats` lists them.
+    pub fn counters(&self) -> [(&'static str, &mesh_core::stats::Counter); 5] {
+        [
+            ("admin_rq_refused", &self.admin_rq_refused),
+            ("config_dir_fault", &self.config_dir_fault),
+            ("config_files_skipped", &self.config_files_skipped),
+            ("config_reload_failure", &self.config_reload_failure),
+            ("config_reload_success", &self.config_reload_success),
+        ]
+    }
+
+    /// Every gauge with its name under `server.`.
+    pub fn gauges(&self) -> [(&'static str, &mesh_core::stats::Gauge); 2] {
+        [
+            ("config_not_in_force", &self.config_not_in_force),
+            ("config_stale", &self.config_stale),
+        ]
+    }
+
+    /// `POST /reset_counters`: every counter but those that record faults and refusals.
+    pub fn reset(&self) {
+        for (name, c) in self.counters() {
+            if !mesh_core::stats::kept_on_reset(name) {
+                c.reset();
+            }
+        }
+    }
 }
 
 fn breaker_stats(prefix: &str, b: &Breakers, out: &mut Vec<(String, StatType, u64)>) {
@@ -177,35 +210,11 @@ pub fn collect(view: &View, server: &ServerStats, uptime: u64, node: Option<&str
         }
         raw.push(("server.live".into(), StatType::Gauge, 1));
         raw.push(("server.uptime".into(), StatType::Gauge, uptime));
-        raw.push((
-            "server.config_reload_success".into(),
-            StatType::Counter,
-            server.config_reload_success.get(),
-        ));
-        raw.push((
-            "server.config_reload_failure".into(),
-            StatType::Counter,
-            server.config_reload_failure.get(),
-        ));
-        for (name, kind, value) in [
-            (
-                "config_dir_fault",
-                StatType::Counter,
-                server.config_dir_fault.get(),
-            ),
-            (
-                "config_files_skipped",
-                StatType::Counter,
-                server.config_files_skipped.get(),
-            ),
-            ("config_stale", StatType::Gauge, server.config_stale.get()),
-            (
-                "config_not_in_force",
-                StatType::Gauge,
-                server.config_not_in_force.get(),
-            ),
-        ] {
-            raw.push((format!("server.{name}"), kind, value));
+        for (name, c) in server.counters() {
+            raw.push((format!("server.{name}"), StatType::Counter, c.get()));
+        }
+        for (name, g) in server.gauges() {
+            raw.push((format!("server.{name}"), StatType::Gauge, g.get()));
         }
     }
     raw.sort_by(|a, b| a.0.cmp(&b.0));

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use mesh_core::accesslog::unescape;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
@@ -54,12 +55,45 @@ impl Entry {
     }
 }
 
-fn default_re() -> &'static Regex {
+/// A quoted field's content: anything but `"` and `\`, or a backslash escape
+/// ([`mesh_core::accesslog::push_escaped`]).
+macro_rules! quoted {
+    () => {
+        r#""((?:[^"\\]|\\.)*)""#
+    };
+}
+
+/// The part of a default-format line that comes before any request header: start time,
+/// request line, code, flags, byte counts, duration, upstream service time; then the rest.
+fn head_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(concat!(
-            r#"^\[([^\]]*)\] "([^"]*)" (\d{1,3}) (\S+) (\S+) (\S+) (\S+) (\S+)"#,
-            r#" "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)" "([^"]*)"$"#
+            r#"^\[([^\]]*)\] "#,
+            quoted!(),
+            r#" (\d{1,3}) (\S+) (\S+) (\S+) (\S+) (\S+) (.*)$"#
+        ))
+        .unwrap_or_else(|e| panic!("built-in regex: {e}"))
+    })
+}
+
+/// The five quoted fields after the head: x-forwarded-for, user-agent, x-request-id,
+/// authority, upstream host.
+fn tail_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            "^",
+            quoted!(),
+            " ",
+            quoted!(),
+            " ",
+            quoted!(),
+            " ",
+            quoted!(),
+            " ",
+            quoted!(),
+            "$"
         ))
         .unwrap_or_else(|e| panic!("built-in regex: {e}"))
     })
@@ -67,6 +101,11 @@ fn default_re() -> &'static Regex {
 
 fn opt(s: &str) -> Option<String> {
     (s != "-" && !s.is_empty()).then(|| s.to_owned())
+}
+
+/// A quoted field as written, unescaped; `None` for `-` or empty.
+fn field_text(s: &str) -> Option<String> {
+    opt(s).map(|s| unescape(&s))
 }
 
 fn num(s: &str) -> Result<Option<u64>, ()> {
@@ -85,15 +124,20 @@ fn flags(s: &str) -> Vec<String> {
     }
 }
 
-/// Parses one line in Envoy's default format.
+/// Parses one line in Envoy's default format. Quoted fields are unescaped as meshd escapes
+/// them. A line whose request-header fields do not split into five quoted fields (Envoy writes
+/// header values unescaped, so a `"` in one shifts the fields) still counts: its head (time,
+/// request, code, flags, bytes, duration) comes before any header and is kept, the header fields
+/// are left out rather than guessed, and the upstream host, which no client writes, is the
+/// last quoted field.
 pub fn parse_default(line: &str) -> Option<Entry> {
-    let c = default_re().captures(line)?;
+    let c = head_re().captures(line)?;
     let g = |i: usize| c.get(i).map_or("", |m| m.as_str());
-    let request = g(2);
+    let request = unescape(g(2));
     // `METHOD PATH PROTOCOL`; the path may hold spaces only in broken requests.
-    let (method, rest) = request.split_once(' ').unwrap_or((request, ""));
+    let (method, rest) = request.split_once(' ').unwrap_or((&request, ""));
     let (path, protocol) = rest.rsplit_once(' ').unwrap_or((rest, ""));
-    Some(Entry {
+    let mut e = Entry {
         start_time: opt(g(1)),
         method: opt(method),
         path: opt(path),
@@ -104,13 +148,21 @@ pub fn parse_default(line: &str) -> Option<Entry> {
         bytes_sent: num(g(6)).ok()?,
         duration_ms: num(g(7)).ok()?,
         upstream_service_time: num(g(8)).ok()?,
-        x_forwarded_for: opt(g(9)),
-        user_agent: opt(g(10)),
-        request_id: opt(g(11)),
-        authority: opt(g(12)),
-        upstream_host: opt(g(13)),
-        upstream_cluster: None,
-    })
+        ..Entry::default()
+    };
+    let tail = g(9);
+    if let Some(t) = tail_re().captures(tail) {
+        let f = |i: usize| t.get(i).and_then(|m| field_text(m.as_str()));
+        e.x_forwarded_for = f(1);
+        e.user_agent = f(2);
+        e.request_id = f(3);
+        e.authority = f(4);
+        e.upstream_host = f(5);
+    } else {
+        let host = tail.strip_suffix('"')?.rsplit_once(" \"").map(|(_, h)| h);
+        e.upstream_host = host.and_then(opt);
+    }
+    Some(e)
 }
 
 fn field<'a>(obj: &'a serde_json::Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
@@ -215,6 +267,35 @@ mod tests {
         assert_eq!(e.flags, ["UO", "URX"]);
         assert_eq!(e.upstream_service_time, None);
         assert_eq!(e.upstream_host, None);
+    }
+
+    #[test]
+    fn escaped_fields_parse_back_to_the_values_sent() {
+        let l = r#"[2026-11-22T17:51:31.031Z] "GET /a\"b\\c HTTP/1.1" 200 - 0 6 1 0 "1.2.3.4\" \"x, 127.0.0.1" "ua \"q\" \\ \xc3\xa9\t" "\"" "h\" \"y" "127.0.0.1:80""#;
+        let e = parse(l).expect("parses");
+        assert_eq!(e.path.as_deref(), Some(r#"/a"b\c"#));
+        assert_eq!(e.protocol.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(
+            e.x_forwarded_for.as_deref(),
+            Some(r#"1.2.3.4" "x, 127.0.0.1"#)
+        );
+        assert_eq!(e.user_agent.as_deref(), Some("ua \"q\" \\ é\t"));
+        assert_eq!(e.request_id.as_deref(), Some("\""));
+        assert_eq!(e.authority.as_deref(), Some(r#"h" "y"#));
+        assert_eq!(e.upstream_host.as_deref(), Some("127.0.0.1:80"));
+    }
+
+    #[test]
+    fn an_envoy_line_with_a_raw_quote_in_a_header_still_counts() {
+        // Envoy does not escape: a `"` in the user agent shifts the quoted fields.
+        let l = r#"[2026-11-22T17:51:31.031Z] "GET / HTTP/1.1" 503 UO 0 81 0 - "1.2.3.4" "x" "200" "y" "id" "h" "10.0.2.1:80""#;
+        let e = parse(l).expect("the head still parses");
+        assert_eq!(
+            (e.code, e.flags.as_slice()),
+            (503, ["UO".to_string()].as_slice())
+        );
+        assert_eq!(e.user_agent, None, "header fields are not guessed");
+        assert_eq!(e.upstream_host.as_deref(), Some("10.0.2.1:80"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! A [`Format`] compiled once into literal pieces and resolved operators, so a line is rendered by
 //! appending to one buffer: no scan of the format string, no operator name matched and no
 //! intermediate string per line.
+//!
+//! Values a client controls (`%REQ(...)%`, the path) are escaped in text lines by
+//! [`push_escaped`], so a line always has the format's shape; JSON lines are serialized by
+//! `serde_json`, which escapes them as JSON strings.
 
 use std::fmt::Write as _;
 
@@ -44,6 +48,114 @@ impl Field {
             Field::Unknown => None,
         }
     }
+}
+
+/// Which bytes [`push_escaped`] rewrites: `"`, `\` and every byte outside printable ASCII.
+const ESCAPED: [bool; 256] = {
+    let mut t = [true; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// Appends `v` to `out` escaped for a text access-log line, as Apache httpd escapes `%r` and
+/// `%i`: `"` as `\"`, `\` as `\\`, tab, newline and carriage return as `\t`, `\n`, `\r`,
+/// and every other byte outside printable ASCII (controls, DEL, each byte of a non-ASCII
+/// character) as `\xHH`. The result is printable ASCII with no unescaped `"`, so a value can
+/// neither end its quoted field nor its line. A value with nothing to escape is copied once, as
+/// `push_str` copies it. Envoy writes values as they are (envoyproxy/envoy#4191).
+pub fn push_escaped(out: &mut String, v: &str) {
+    let bytes = v.as_bytes();
+    let mut start = 0;
+    while let Some(at) = first_escaped(&bytes[start..]) {
+        let i = start + at;
+        // `start..i` holds printable ASCII only, so both ends are character boundaries.
+        if let Some(run) = v.get(start..i) {
+            out.push_str(run);
+        }
+        match bytes[i] {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+        start = i + 1;
+    }
+    if let Some(run) = v.get(start..) {
+        out.push_str(run);
+    }
+}
+
+/// Where the first byte [`ESCAPED`] names is in `b`. Looks at 8 bytes at a time while none of
+/// them is one, then byte by byte.
+fn first_escaped(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        if word_has_escaped(u64::from_le_bytes(word)) {
+            break;
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|c| ESCAPED[usize::from(*c)])
+        .map(|p| i + p)
+}
+
+/// Whether any byte of `w` is below 0x20, at or above 0x7f, `"` or `\` (exact, per byte:
+/// the classic "has a byte less than n" and "has a zero byte" tricks, with no carry between
+/// bytes that could hide one).
+fn word_has_escaped(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let del_or_high = (((w & !HIGH) + ONES) | w) & HIGH;
+    let quote = zero_byte(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(w ^ (ONES * u64::from(b'\\')));
+    below_space | del_or_high | quote | backslash != 0
+}
+
+/// The inverse of [`push_escaped`], for readers of text lines: `\"`, `\\`, `\t`, `\n`, `\r` and
+/// `\xHH` are decoded; any other backslash is kept as it is (Envoy's own lines are not escaped,
+/// so a lone backslash in them stays). Bytes that do not form UTF-8 become U+FFFD.
+pub fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_owned();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| {
+            b.get(j..j + 2)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
+        let (byte, len) = match (b[i], b.get(i + 1)) {
+            (b'\\', Some(b'"')) => (b'"', 2),
+            (b'\\', Some(b'\\')) => (b'\\', 2),
+            (b'\\', Some(b't')) => (b'\t', 2),
+            (b'\\', Some(b'n')) => (b'\n', 2),
+            (b'\\', Some(b'r')) => (b'\r', 2),
+            (b'\\', Some(b'x')) => match hex(i + 2) {
+                Some(h) => (h, 4),
+                None => (b'\\', 1),
+            },
+            (c, _) => (c, 1),
+        };
+        out.push(byte);
+        i += len;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// An Envoy `%OPERATOR%`, resolved.
@@ -109,8 +221,17 @@ impl Op {
         }
     }
 
-    /// Appends the value to `out`; false (nothing appended) when it is absent.
-    fn write(self, r: &Record, out: &mut String) -> bool {
+    /// Appends the value to `out`; false (nothing appended) when it is absent. With `escape`
+    /// (text lines), a value from the client or the config is escaped by [`push_escaped`]; the
+    /// others are made by meshd and never need it.
+    fn write(self, r: &Record, out: &mut String, escape: bool) -> bool {
+        let put = |out: &mut String, v: &str| {
+            if escape {
+                push_escaped(out, v);
+            } else {
+                out.push_str(v);
+            }
+        };
         if let Some(n) = self.number(r) {
             return n.is_some_and(|n| write!(out, "{n}").is_ok());
         }
@@ -128,11 +249,11 @@ impl Op {
                 None => return false,
             },
             Op::UpstreamCluster => match &r.upstream_cluster {
-                Some(c) => out.push_str(c),
+                Some(c) => put(out, c),
                 None => return false,
             },
             Op::Req(a, b) => match a.get(r).or_else(|| b.get(r)) {
-                Some(v) => out.push_str(v),
+                Some(v) => put(out, v),
                 None => return false,
             },
             _ => return false,
@@ -180,12 +301,12 @@ fn pieces(fmt: &str) -> Vec<Piece> {
     out
 }
 
-fn render_pieces(pieces: &[Piece], r: &Record, out: &mut String) {
+fn render_pieces(pieces: &[Piece], r: &Record, out: &mut String, escape: bool) {
     for p in pieces {
         match p {
             Piece::Literal(s) => out.push_str(s),
             Piece::Op(op) => {
-                if !op.write(r, out) {
+                if !op.write(r, out, escape) {
                     out.push('-');
                 }
             }
@@ -250,7 +371,7 @@ impl Template {
     pub fn render(&self, r: &Record, out: &mut String) {
         match &self.kind {
             Kind::Text { pieces, newline } => {
-                render_pieces(pieces, r, out);
+                render_pieces(pieces, r, out, true);
                 if *newline {
                     out.push('\n');
                 }
@@ -264,7 +385,7 @@ impl Template {
                             Some(None) => serde_json::Value::Null,
                             None => {
                                 let mut s = String::new();
-                                if op.write(r, &mut s) {
+                                if op.write(r, &mut s, false) {
                                     serde_json::Value::from(s)
                                 } else {
                                     serde_json::Value::Null
@@ -273,7 +394,7 @@ impl Template {
                         },
                         JsonValue::Text(p) => {
                             let mut s = String::new();
-                            render_pieces(p, r, &mut s);
+                            render_pieces(p, r, &mut s, false);
                             serde_json::Value::from(s)
                         }
                     };
@@ -315,7 +436,57 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    fn escaped(v: &str) -> String {
+        let mut out = String::new();
+        push_escaped(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn escaping_keeps_plain_values_and_rewrites_hostile_bytes() {
+        assert_eq!(
+            escaped("curl/8.5.0 (x86_64) a=b;c"),
+            "curl/8.5.0 (x86_64) a=b;c"
+        );
+        assert_eq!(escaped(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escaped("t\tn\nr\r\u{1}\u{7f}"), r"t\tn\nr\r\x01\x7f");
+        assert_eq!(escaped("é\u{fffd}"), r"\xc3\xa9\xef\xbf\xbd");
+        assert_eq!(escaped(""), "");
+        assert_eq!(unescape(r"\q \x4 \"), r"\q \x4 \", "not escapes: kept");
+    }
+
+    #[test]
+    fn the_word_test_agrees_with_the_table_for_every_byte_in_every_place() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[at] = b;
+                assert_eq!(
+                    word_has_escaped(u64::from_le_bytes(word)),
+                    ESCAPED[usize::from(b)],
+                    "byte {b:#x} at {at}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_values_are_printable_quote_free_and_round_trip(v in any::<String>()) {
+            let e = escaped(&v);
+            prop_assert!(e.bytes().all(|b| (0x20..0x7f).contains(&b)), "{e:?}");
+            // Every `"` is preceded by an odd run of backslashes: none ends a quoted field.
+            let b = e.as_bytes();
+            for (i, _) in e.match_indices('"') {
+                let run = b[..i].iter().rev().take_while(|c| **c == b'\\').count();
+                prop_assert!(run % 2 == 1, "{e:?}");
+            }
+            prop_assert_eq!(unescape(&e), v);
+        }
+    }
 
     #[test]
     fn unsupported_operators_are_named_as_written() {
