@@ -34,8 +34,11 @@ pub struct Admin {
     pub stats: Arc<ServerStats>,
     /// When the process started.
     pub started: Instant,
-    /// The resources in force, as `/config_dump` shows them.
-    pub config_dump: arc_swap::ArcSwap<serde_json::Value>,
+    /// The config in force (shared with the config path), rendered by `/config_dump` on demand.
+    pub in_force: Arc<arc_swap::ArcSwap<crate::config::InForce>>,
+    /// Host names accepted in `Host` besides IP addresses and `localhost`
+    /// (`--admin-allow-host`).
+    pub allow_hosts: Vec<String>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<ResponseBody> {
@@ -70,7 +73,7 @@ const INDEX: &str = "admin commands are:
 /// only loopback and the bound address: a browser sends an IP literal only to that IP's own
 /// origin (a cross-origin request carries `Origin` and is refused anyway), and the address a
 /// client dials may differ from the one the admin sees (NAT, a `0.0.0.0` bind, port forwards).
-fn host_allowed(host: &str) -> bool {
+fn host_allowed(host: &str, allow: &[String]) -> bool {
     let Ok(auth) = host.parse::<http::uri::Authority>() else {
         return false;
     };
@@ -91,7 +94,9 @@ fn host_allowed(host: &str) -> bool {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(name);
     let bare = bare.strip_suffix('.').unwrap_or(bare);
-    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok()
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok()
+        || allow.iter().any(|a| bare.eq_ignore_ascii_case(a))
 }
 
 /// Why the admin refuses `req`, or `None` when it may be served. Every request: no `Origin`
@@ -100,7 +105,7 @@ fn host_allowed(host: &str) -> bool {
 /// A mutating request (`mutating`): no body, so neither `Transfer-Encoding` nor a
 /// `Content-Length` other than 0; a browser's cross-origin "simple" POST (`text/plain`, no
 /// preflight) always has one.
-fn refusal<B>(req: &Request<B>, mutating: bool) -> Option<&'static str> {
+fn refusal<B>(req: &Request<B>, mutating: bool, allow: &[String]) -> Option<&'static str> {
     let h = req.headers();
     if h.contains_key(http::header::ORIGIN) {
         return Some(
@@ -117,10 +122,11 @@ fn refusal<B>(req: &Request<B>, mutating: bool) -> Option<&'static str> {
         .map(|v| v.to_str().ok())
         .chain(req.uri().authority().map(|a| Some(a.as_str())));
     for host in named {
-        if !host.is_some_and(host_allowed) {
+        if !host.is_some_and(|h| host_allowed(h, allow)) {
             return Some(
-                "the admin endpoint refuses a Host that is not an IP address or localhost \
-                 (DNS rebinding): address it by IP, e.g. http://127.0.0.1:9901/",
+                "the admin endpoint refuses a Host that is not an IP address, localhost or a name \
+                 given with --admin-allow-host (DNS rebinding): address it by IP, e.g. \
+                 http://127.0.0.1:9901/",
             );
         }
     }
@@ -147,7 +153,7 @@ impl Admin {
     ) -> Result<Response<ResponseBody>, Infallible> {
         let path = req.uri().path().to_owned();
         let mutating = path == "/reset_counters" && req.method() == Method::POST;
-        if let Some(why) = refusal(&req, mutating) {
+        if let Some(why) = refusal(&req, mutating, &self.allow_hosts) {
             self.stats.admin_rq_refused.inc();
             static WARNED: AtomicBool = AtomicBool::new(false);
             if !WARNED.swap(true, Ordering::Relaxed) {
@@ -178,6 +184,9 @@ impl Admin {
         let text = "text/plain; charset=UTF-8";
         let resp = match (req.method(), path.as_str()) {
             (&Method::GET, "/") => reply(StatusCode::OK, text, INDEX.into()),
+            (&Method::GET, "/ready") if self.server.stopping() => {
+                reply(StatusCode::SERVICE_UNAVAILABLE, text, "DRAINING\n".into())
+            }
             (&Method::GET, "/ready") => reply(StatusCode::OK, text, "LIVE\n".into()),
             (&Method::GET, "/stats") | (&Method::GET, "/stats/prometheus") => {
                 let filter = match q.get("filter").map(|f| Regex::new(f)) {
@@ -257,9 +266,19 @@ impl Admin {
                 }
             }
             (&Method::GET, "/config_dump") => {
-                let mut body = serde_json::to_string_pretty(&**self.config_dump.load())
+                // Rendered when asked (a large mesh's dump is tens of MB: not kept in memory),
+                // off the proxy's threads.
+                let in_force = self.in_force.load_full();
+                let body = tokio::task::spawn_blocking(move || {
+                    let mut body = serde_json::to_string_pretty(&crate::config::load::config_dump(
+                        &in_force.set,
+                    ))
                     .unwrap_or_else(|_| "{}".into());
-                body.push('\n');
+                    body.push('\n');
+                    body
+                })
+                .await
+                .unwrap_or_else(|_| "{}\n".into());
                 reply(StatusCode::OK, "application/json", body)
             }
             (&Method::POST, "/reset_counters") => {
@@ -339,7 +358,7 @@ mod tests {
             "10.0.0.1:9901",
             "0.0.0.0:9901",
         ] {
-            assert!(host_allowed(ok), "{ok}");
+            assert!(host_allowed(ok, &[]), "{ok}");
         }
         for bad in [
             "evil.example",
@@ -351,27 +370,41 @@ mod tests {
             "10.0.0.1:port",
             "",
         ] {
-            assert!(!host_allowed(bad), "{bad}");
+            assert!(!host_allowed(bad, &[]), "{bad}");
+        }
+        // Names the operator allows (a Prometheus target by name).
+        let allow = [String::from("vm1.mesh.internal")];
+        assert!(host_allowed("VM1.mesh.internal:9901", &allow));
+        for bad in ["evil.example", "vm1.mesh.internal.evil.example"] {
+            assert!(!host_allowed(bad, &allow), "{bad}");
         }
     }
 
     #[test]
     fn refusals_name_their_reason() {
         let host = ("host", "127.0.0.1:9901");
-        assert_eq!(refusal(&req("GET", "/stats", &[host]), false), None);
-        assert_eq!(refusal(&req("GET", "/stats", &[]), false), None, "HTTP/1.0");
+        assert_eq!(refusal(&req("GET", "/stats", &[host]), false, &[]), None);
+        assert_eq!(
+            refusal(&req("GET", "/stats", &[]), false, &[]),
+            None,
+            "HTTP/1.0"
+        );
         let page = req("GET", "/stats", &[host, ("origin", "null")]);
-        assert!(refusal(&page, false).is_some_and(|w| w.contains("Origin")));
+        assert!(refusal(&page, false, &[]).is_some_and(|w| w.contains("Origin")));
         let absolute = req("GET", "http://evil.example/stats", &[host]);
-        assert!(refusal(&absolute, false).is_some_and(|w| w.contains("Host")));
+        assert!(refusal(&absolute, false, &[]).is_some_and(|w| w.contains("Host")));
         let two = req("GET", "/stats", &[host, ("host", "localhost")]);
-        assert!(refusal(&two, false).is_some());
+        assert!(refusal(&two, false, &[]).is_some());
         for body in [("content-length", "3"), ("transfer-encoding", "chunked")] {
             let r = req("POST", "/reset_counters", &[host, body]);
-            assert!(refusal(&r, true).is_some_and(|w| w.contains("no body")));
-            assert_eq!(refusal(&r, false), None, "only mutating calls need no body");
+            assert!(refusal(&r, true, &[]).is_some_and(|w| w.contains("no body")));
+            assert_eq!(
+                refusal(&r, false, &[]),
+                None,
+                "only mutating calls need no body"
+            );
         }
         let empty = req("POST", "/reset_counters", &[host, ("content-length", "0")]);
-        assert_eq!(refusal(&empty, true), None);
+        assert_eq!(refusal(&empty, true, &[]), None);
     }
 }

@@ -89,6 +89,17 @@ pub struct Args {
     #[arg(long, env = "MESHD_ADMIN", default_value = "127.0.0.1:9901")]
     pub admin: SocketAddr,
 
+    /// A host name the admin endpoint accepts in `Host` besides IP addresses and `localhost`
+    /// (repeatable, or comma-separated in the variable), e.g. the name Prometheus scrapes this
+    /// machine by. Other names are refused (DNS rebinding).
+    #[arg(
+        long = "admin-allow-host",
+        env = "MESHD_ADMIN_ALLOW_HOST",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub admin_allow_hosts: Vec<String>,
+
     /// Write the admin endpoint's bound address to this file once meshd is ready.
     #[arg(long, value_name = "FILE")]
     pub admin_address_path: Option<PathBuf>,

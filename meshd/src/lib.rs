@@ -132,7 +132,8 @@ async fn serve(args: Args) -> ExitCode {
         server: server.clone(),
         stats: stats.clone(),
         started: Instant::now(),
-        config_dump: arc_swap::ArcSwap::from_pointee(serde_json::json!({"resources": []})),
+        in_force: Arc::new(arc_swap::ArcSwap::from_pointee(config::InForce::empty())),
+        allow_hosts: args.admin_allow_hosts.clone(),
     });
     let settings = Settings {
         dir: dir.clone(),

@@ -189,3 +189,26 @@ fn a_post_without_a_body_resets_ordinary_counters_and_keeps_fault_counters() {
     assert_eq!(counters(&m)[2].1, 4);
     assert_eq!(m.stat("server.admin_rq_refused"), 1, "kept");
 }
+
+#[test]
+fn host_names_given_with_admin_allow_host_are_accepted() {
+    let (_dir, config) = walkthrough_config();
+    let m = Meshd::start(
+        &config,
+        &[
+            "--node",
+            "green",
+            "--listen",
+            "green=127.0.0.1:0",
+            "--admin-allow-host",
+            "vm1.mesh.internal",
+        ],
+    );
+    let stats = m.url("/stats");
+    let r = http("GET", &stats, &[("Host", "vm1.mesh.internal:9901")], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    refused(
+        &http("GET", &stats, &[("Host", "vm2.mesh.internal:9901")], None),
+        "--admin-allow-host",
+    );
+}

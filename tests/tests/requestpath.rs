@@ -374,6 +374,9 @@ fn sigterm_drains_in_flight_requests_refuses_new_connections_and_exits_0() {
     );
     // The admin endpoint still answers, and the requests are still in flight (the gate holds).
     assert_eq!(m.stat("http.ingress.downstream_rq_active"), 4);
+    // `/ready` says it is draining, as Envoy's 503, so a load balancer stops sending here.
+    let ready = mesh_tests::http_get(&m.url("/ready"));
+    assert_eq!((ready.status, ready.body.as_str()), (503, "DRAINING\n"));
     // The idle kept-alive connection was closed at the drain's start.
     let mut rest = Vec::new();
     assert!(

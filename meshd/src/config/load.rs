@@ -25,14 +25,12 @@ pub struct Loaded {
     pub fingerprint: u64,
 }
 
-/// A config compiled for the server, with what the admin shows of it.
+/// A config compiled for the server.
 pub struct Compiled {
     /// The files and resources.
     pub loaded: Loaded,
     /// What the server runs.
     pub runtime: RuntimeConfig,
-    /// `/config_dump`.
-    pub dump: serde_json::Value,
     /// Settings accepted but not in force (see [`mesh_core::model::not_in_force`]).
     pub not_in_force: Vec<NotInForce>,
 }
@@ -88,12 +86,10 @@ pub fn from_files(files: Vec<SourceFile>, validate: bool) -> Result<Loaded, Vec<
 /// Compiles a loaded config for the server.
 pub fn compile_loaded(loaded: Loaded, overrides: &Overrides) -> Compiled {
     let runtime = compile(&loaded.set, overrides);
-    let dump = config_dump(&loaded.set);
     let not_in_force = not_in_force(&loaded.set);
     Compiled {
         loaded,
         runtime,
-        dump,
         not_in_force,
     }
 }

@@ -49,6 +49,18 @@ pub struct InForce {
     pub from_snapshot: Option<String>,
 }
 
+impl InForce {
+    /// Nothing in force (before the first config).
+    pub fn empty() -> InForce {
+        InForce {
+            set: MeshSet::default(),
+            files: Vec::new(),
+            fingerprint: load::fingerprint(&[]),
+            from_snapshot: None,
+        }
+    }
+}
+
 /// Why the directory does not give the config in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -114,7 +126,8 @@ pub struct Applier {
     server: Arc<Server>,
     admin: Arc<Admin>,
     status: tokio::sync::Mutex<Status>,
-    in_force: ArcSwap<InForce>,
+    /// Shared with the admin endpoint (`/config_dump`).
+    in_force: Arc<ArcSwap<InForce>>,
 }
 
 /// Runs blocking work (file I/O, parsing, compiling) off the proxy's worker threads.
@@ -256,7 +269,6 @@ impl Applier {
             }
         };
         put_in_force(&server, compiled.runtime).await?;
-        admin.config_dump.store(Arc::new(compiled.dump));
         note_not_in_force(&mut status, &compiled.not_in_force, &admin);
         admin
             .stats
@@ -268,12 +280,14 @@ impl Applier {
             set: compiled.loaded.set,
             from_snapshot,
         };
+        let shared = admin.in_force.clone();
+        shared.store(Arc::new(in_force));
         let applier = Arc::new(Applier {
             settings,
             server,
             admin,
             status: tokio::sync::Mutex::new(status),
-            in_force: ArcSwap::from_pointee(in_force),
+            in_force: shared,
         });
         if applier.in_force().from_snapshot.is_none() {
             applier.save_snapshot().await;
@@ -342,7 +356,7 @@ impl Applier {
                         let apply_ms = applying.elapsed().as_millis() as u64;
                         self.clear_fault(&mut status);
                         note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
-                        self.publish(compiled.loaded, compiled.dump).await;
+                        self.publish(compiled.loaded).await;
                         stats.config_reload_success.inc();
                         tracing::info!(resources, trigger, read_ms, apply_ms, "config applied");
                         true
@@ -405,15 +419,14 @@ impl Applier {
             return Err(ChangeError::Write(e));
         }
         note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
-        self.publish(compiled.loaded, compiled.dump).await;
+        self.publish(compiled.loaded).await;
         self.admin.stats.config_reload_success.inc();
         self.clear_fault(&mut status);
         Ok(out)
     }
 
     /// Makes `loaded` the config in force (the server already runs it) and saves the snapshot.
-    async fn publish(&self, loaded: Loaded, dump: serde_json::Value) {
-        let old_dump = self.admin.config_dump.swap(Arc::new(dump));
+    async fn publish(&self, loaded: Loaded) {
         let old = self.in_force.swap(Arc::new(InForce {
             fingerprint: loaded.fingerprint,
             files: loaded.files,
@@ -421,7 +434,7 @@ impl Applier {
             from_snapshot: None,
         }));
         // A large config takes a while to free: not on a proxy worker.
-        tokio::task::spawn_blocking(move || drop((old, old_dump)));
+        tokio::task::spawn_blocking(move || drop(old));
         self.save_snapshot().await;
     }
 
