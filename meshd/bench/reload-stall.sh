@@ -8,7 +8,7 @@
 #
 #   cargo build --release -p meshd -p meshload -p mesh-examples --bins
 #   meshd/bench/reload-stall.sh                  # ROUTES=20000 (4.4 MB, one file)
-#   ROUTES=140000 meshd/bench/reload-stall.sh    # the largest config meshd accepts (32 MiB)
+#   ROUTES=70000 meshd/bench/reload-stall.sh     # about the largest config meshd accepts (16 MiB)
 #
 # Env: ROUTES (20000), D (8, seconds), ROUNDS (3), TARGET_DIR. Needs curl and python3.
 set -euo pipefail

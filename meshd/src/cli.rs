@@ -54,7 +54,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
   curl -s localhost:9901/stats | grep cx_open
 
 Every *.json file in the config directory holds one App Mesh resource (CLI input or describe
-output) or an array of them (8 MiB per file, 32 MiB per directory at most). The directory is
+output) or an array of them (8 MiB per file, 16 MiB per directory at most). The directory is
 watched, and SIGHUP re-reads it: a valid change applies at once, without restart and without
 cutting in-flight requests; an invalid one is logged (file, JSON path, reason) and the running
 config keeps serving. A missing or empty directory while serving is a fault: the running config

@@ -22,6 +22,7 @@ pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod watch;
+pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -130,15 +131,13 @@ pub struct Applier {
     in_force: Arc<ArcSwap<InForce>>,
 }
 
-/// Runs blocking work (file I/O, parsing, compiling) off the proxy's worker threads.
+/// Runs blocking work (file I/O, parsing, compiling) off the proxy's worker threads, on the
+/// low-priority config thread ([`worker`]).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    worker::run(f).await
 }
 
-/// Puts `config` in force on a blocking thread: building the listeners' tables and freeing the
+/// Puts `config` in force on the config thread: building the listeners' tables and freeing the
 /// previous config of a large mesh takes milliseconds that no request should wait for. Returns
 /// the config that was in force before.
 async fn put_in_force(
@@ -434,7 +433,7 @@ impl Applier {
             from_snapshot: None,
         }));
         // A large config takes a while to free: not on a proxy worker.
-        tokio::task::spawn_blocking(move || drop(old));
+        worker::spawn(move || drop(old));
         self.save_snapshot().await;
     }
 
