@@ -4,7 +4,8 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use mesh_core::model::{
-    is_resource_file_name, not_in_force, parse_document, ConfigError, MeshSet, NotInForce, Resource,
+    not_in_force, parse_document, read_config_dir, ConfigError, MeshSet, NotInForce, Resource,
+    MAX_FILE_BYTES,
 };
 use serde_json::Value;
 
@@ -24,48 +25,58 @@ pub struct Document {
 /// Reads every input: files, the `*.json` files of directories (sorted, not recursive) and
 /// stdin. Parse errors of all documents are returned together (exit 2).
 pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
-    let mut files = Vec::new();
+    // (name for errors, text) of every document, in order.
+    let mut texts: Vec<(PathBuf, String)> = Vec::new();
+    let mut errors = Vec::new();
     for input in inputs {
         if input.as_os_str() == "-" {
-            files.push(input.clone());
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::Usage(format!("cannot read stdin : {e}")))?;
+            texts.push((PathBuf::from("<stdin>"), text));
             continue;
         }
         let meta = std::fs::metadata(input)
             .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?;
         if meta.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?
-                .flatten()
-                .filter(|e| e.file_name().to_str().is_some_and(is_resource_file_name))
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect();
-            if found.is_empty() {
+            // Read exactly as meshd reads its config directory: the same names, limits and
+            // skipped entries.
+            let listing = read_config_dir(input)
+                .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?;
+            for s in &listing.skipped {
+                eprintln!("meshctl: skipping {} : {}", s.path.display(), s.reason);
+            }
+            errors.extend(listing.errors);
+            if listing.files.is_empty() && errors.is_empty() {
                 return Err(Error::Usage(format!(
                     "{} : no resource files (*.json) in this directory",
                     input.display()
                 )));
             }
-            found.sort();
-            files.extend(found);
+            texts.extend(listing.files.into_iter().map(|f| (f.path, f.text)));
         } else {
-            files.push(input.clone());
+            if meta.len() > MAX_FILE_BYTES {
+                errors.push(ConfigError::new(
+                    input,
+                    None,
+                    "",
+                    format!(
+                        "the file is {} bytes; the limit is {} MiB per resource file: split its \
+                         resources over several files",
+                        meta.len(),
+                        MAX_FILE_BYTES >> 20
+                    ),
+                ));
+                continue;
+            }
+            let text = std::fs::read_to_string(input)
+                .map_err(|e| Error::Usage(format!("cannot read {} : {e}", input.display())))?;
+            texts.push((input.clone(), text));
         }
     }
     let mut docs = Vec::new();
-    let mut errors = Vec::new();
-    for file in files {
-        let (name, text) = if file.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| Error::Usage(format!("cannot read stdin : {e}")))?;
-            (PathBuf::from("<stdin>"), text)
-        } else {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::Usage(format!("cannot read {} : {e}", file.display())))?;
-            (file, text)
-        };
+    for (name, text) in texts {
         match parse_document(&name, &text) {
             Ok(resources) => {
                 // parse_document accepted it, so it is JSON.

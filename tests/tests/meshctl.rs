@@ -557,3 +557,31 @@ fn humantime_like(text: &str) -> u128 {
     );
     out.stdout.trim().parse().expect("date prints milliseconds")
 }
+
+#[test]
+fn validate_reads_a_directory_as_meshd_does() {
+    let (_tmp, config) = walkthrough_config();
+    let nowhere = Path::new("/nonexistent/meshd.sock");
+    let dir = config.to_str().expect("p");
+    // A dangling link is skipped and said so, as meshd logs it; the rest validates.
+    std::os::unix::fs::symlink(config.join("gone.json"), config.join("old.json")).expect("link");
+    let r = meshctl(nowhere, &["validate", "-f", dir]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("old.json") && r.stderr.contains("dangling symlink"),
+        "{r:?}"
+    );
+    // A file above meshd's limit is refused naming it and the limit, in a directory or alone.
+    let big = config.join("big.json");
+    let mut text = std::fs::read_to_string(config.join("mesh.json")).expect("mesh.json");
+    text.push_str(&" ".repeat(9 << 20));
+    std::fs::write(&big, text).expect("write");
+    for input in [dir, big.to_str().expect("p")] {
+        let r = meshctl(nowhere, &["validate", "-f", input]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains("big.json") && r.stderr.contains("8 MiB per resource file"),
+            "{r:?}"
+        );
+    }
+}

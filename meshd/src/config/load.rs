@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use mesh_core::model::{
     not_in_force, parse_files, read_config_dir, ConfigError, MeshSet, NotInForce, Skipped,
-    SourceFile,
+    SourceFile, MAX_DIR_BYTES, MAX_FILE_BYTES,
 };
 use mesh_core::runtime::{compile, Overrides, RuntimeConfig};
 
@@ -182,5 +182,73 @@ pub fn apply_changes(
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    // What an apply writes must load again at the next start: the same limits as reading.
+    let mut total = 0u64;
+    for f in &files {
+        let len = f.text.len() as u64;
+        if len > MAX_FILE_BYTES {
+            return Err(format!(
+                "{} would be {len} bytes; the limit is {} MiB per resource file: apply the \
+                 resources in a new file (a smaller array) instead",
+                f.path.display(),
+                MAX_FILE_BYTES >> 20
+            ));
+        }
+        total += len;
+    }
+    if total > MAX_DIR_BYTES {
+        return Err(format!(
+            "the config directory would hold {total} bytes of resources; the limit is {} MiB",
+            MAX_DIR_BYTES >> 20
+        ));
+    }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::store::FileChange;
+    use std::path::PathBuf;
+
+    fn file(name: &str, len: usize) -> SourceFile {
+        SourceFile {
+            path: PathBuf::from(name),
+            text: " ".repeat(len),
+            modified: None,
+            link_target: None,
+        }
+    }
+
+    #[test]
+    fn an_apply_cannot_write_what_the_next_start_would_refuse() {
+        let big = FileChange {
+            path: PathBuf::from("/c/big.json"),
+            new: Some(vec![b' '; MAX_FILE_BYTES as usize + 1]),
+            old: None,
+        };
+        let e = apply_changes(Vec::new(), &[big]).expect_err("too large");
+        assert!(e.contains("/c/big.json") && e.contains("8 MiB"), "{e}");
+
+        let half = (MAX_FILE_BYTES / 2) as usize;
+        let files: Vec<SourceFile> = (0..3)
+            .map(|i| file(&format!("/c/{i}.json"), half * 2 - 1))
+            .collect();
+        let one_more = FileChange {
+            path: PathBuf::from("/c/3.json"),
+            new: Some(vec![b' '; half]),
+            old: None,
+        };
+        let e = apply_changes(files, &[one_more]).expect_err("directory too large");
+        assert!(e.contains("16 MiB"), "{e}");
+
+        let ok = FileChange {
+            path: PathBuf::from("/c/a.json"),
+            new: Some(b"{}".to_vec()),
+            old: None,
+        };
+        let files = apply_changes(vec![file("/c/b.json", 3)], &[ok]).expect("fits");
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].path, PathBuf::from("/c/a.json"));
+    }
 }

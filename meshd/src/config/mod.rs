@@ -388,7 +388,8 @@ impl Applier {
             if dry_run || changes.is_empty() {
                 return Ok((out, None));
             }
-            let files = load::apply_changes(current.files, &changes).map_err(StoreError::Io)?;
+            let files =
+                load::apply_changes(current.files, &changes).map_err(StoreError::BadRequest)?;
             let loaded = load::from_files(files, true).map_err(StoreError::Invalid)?;
             Ok((
                 out,
