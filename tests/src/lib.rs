@@ -185,6 +185,17 @@ pub fn read_ready_line(name: &str, stdout: std::process::ChildStdout, prefix: &s
         .unwrap_or_else(|_| panic!("{name} did not print its readiness line in time"))
 }
 
+/// Runs `meshctl --socket SOCKET ARGS` (ignoring any `MESHD_SOCKET` of the environment),
+/// bounded by [`RUN_TIMEOUT`].
+pub fn meshctl(socket: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin("meshctl"));
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("MESHD_SOCKET");
+    run_bounded(cmd, &format!("meshctl {args:?}"))
+}
+
 /// A running demo app (examples/src/bin/demo-app.rs) on a free loopback port.
 pub struct DemoApp {
     pub proc: Proc,

@@ -11,20 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mesh_tests::{
-    bin, eventually, http_get, run_bounded, state_dir_of, walkthrough_config, DemoApp, Meshd, Run,
+    bin, eventually, http_get, meshctl, run_bounded, state_dir_of, walkthrough_config, DemoApp,
+    Meshd,
 };
 use serde_json::{json, Value};
 
 const GREEN_CLUSTER: &str = "cds_ingress_color-mesh_green_http_8080";
-
-fn meshctl(socket: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("meshctl"));
-    cmd.arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("MESHD_SOCKET");
-    run_bounded(cmd, &format!("meshctl {args:?}"))
-}
 
 /// meshd serving green of the walkthrough (copied to a temp dir) in front of a demo app.
 struct Green {

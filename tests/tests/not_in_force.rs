@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mesh_tests::{bin, eventually, run_bounded, walkthrough_config, Meshd, Proc, Run};
+use mesh_tests::{bin, eventually, meshctl, walkthrough_config, Meshd, Proc};
 use serde_json::{json, Value};
 
 /// meshd serving only `green` of the walkthrough, on loopback.
@@ -22,15 +22,6 @@ const STRICT: &str = "virtualnode/green: spec.listeners[0].tls.mode: TLS mode ST
 /// What `meshctl validate` and `describe` say of the walkthrough's health checks, after the file.
 const HEALTH: &str = "spec.listeners[0].healthCheck: active health checks are not implemented \
                       yet; every host is used without being checked";
-
-fn meshctl(socket: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("meshctl"));
-    cmd.arg("--socket")
-        .arg(socket)
-        .args(args)
-        .env_remove("MESHD_SOCKET");
-    run_bounded(cmd, &format!("meshctl {args:?}"))
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
