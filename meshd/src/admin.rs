@@ -183,10 +183,16 @@ impl Admin {
 
     /// Serves the admin endpoint on `socket` until the process ends.
     pub async fn serve(self: Arc<Self>, socket: TcpListener) {
+        let mut errors = crate::accept::AcceptErrors::new("admin", self.stats.admin_accept.clone());
         loop {
-            let Ok((tcp, _)) = socket.accept().await else {
-                continue;
+            let tcp = match socket.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    errors.failed(&e).await;
+                    continue;
+                }
             };
+            errors.accepted();
             let admin = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| admin.clone().handle(req));

@@ -6,6 +6,7 @@
 //! - [`watch`]: the config directory watcher;
 //! - [`control`]: the control API on the Unix socket (meshctl).
 
+pub mod accept;
 pub mod admin;
 pub mod body;
 pub mod cli;

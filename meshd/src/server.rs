@@ -21,6 +21,7 @@ use mesh_core::stats::HttpStats;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::accept::{AcceptErrors, AcceptStats};
 use crate::proxy::{ListenerState, ListenerTable, SlotCluster};
 use crate::upstream::{Http1Connector, TcpCluster};
 
@@ -58,6 +59,8 @@ pub struct RunningListener {
     pub addr: SocketAddr,
     /// Its state.
     pub state: Arc<ListenerState>,
+    /// Its accept failures (`listener.<addr>.*`).
+    pub accept_stats: Arc<AcceptStats>,
     accept: JoinHandle<()>,
 }
 
@@ -75,6 +78,8 @@ pub struct View {
     pub clusters: Vec<AnyCluster>,
     /// Every listener: (node, role, address, stats).
     pub listeners: Vec<(String, Role, SocketAddr, Arc<HttpStats>)>,
+    /// Every listener's accept failures: (node, address, stats).
+    pub accept: Vec<(String, SocketAddr, Arc<AcceptStats>)>,
     /// Access logs.
     pub logs: Vec<Writer>,
     /// The config in force.
@@ -257,7 +262,9 @@ impl Server {
                     stats: Arc::new(HttpStats::default()),
                     table: ArcSwap::from_pointee(table),
                 });
-                let accept = tokio::spawn(accept_loop(socket, state.clone()));
+                let accept_stats = Arc::new(AcceptStats::default());
+                let errors = AcceptErrors::new(format!("listener {addr}"), accept_stats.clone());
+                let accept = tokio::spawn(accept_loop(socket, state.clone(), errors));
                 tracing::info!(node = %l.node, role = ?l.role, %addr, "listening");
                 listeners.insert(
                     key,
@@ -265,6 +272,7 @@ impl Server {
                         config: l.clone(),
                         addr,
                         state,
+                        accept_stats,
                         accept,
                     },
                 );
@@ -311,9 +319,15 @@ impl Server {
             })
             .collect();
         ls.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+        let accept = inner
+            .listeners
+            .values()
+            .map(|l| (l.config.node.clone(), l.addr, l.accept_stats.clone()))
+            .collect();
         self.view.store(Arc::new(View {
             clusters,
             listeners: ls,
+            accept,
             logs: inner.logs.values().cloned().collect(),
             config,
         }));
@@ -365,16 +379,16 @@ impl Server {
     }
 }
 
-async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>) {
+async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>, mut errors: AcceptErrors) {
     loop {
         let (tcp, peer) = match socket.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                errors.failed(&e).await;
                 continue;
             }
         };
+        errors.accepted();
         let _ = tcp.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
