@@ -198,6 +198,7 @@ impl Admin {
                 let svc = hyper::service::service_fn(move |req| admin.clone().handle(req));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
+                    .max_buf_size(crate::accept::MAX_CONN_BUF)
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
             });

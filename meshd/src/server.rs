@@ -401,6 +401,7 @@ async fn accept_loop(socket: TcpListener, state: Arc<ListenerState>, mut errors:
             });
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
+                .max_buf_size(crate::accept::MAX_CONN_BUF)
                 .serve_connection(TokioIo::new(tcp), svc)
                 .await;
             if let Err(e) = result {

@@ -34,6 +34,7 @@ impl Connector for Http1Connector {
         let tcp = TcpStream::connect(addr).await?;
         let _ = tcp.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(crate::accept::MAX_CONN_BUF)
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(std::io::Error::other)?;
