@@ -8,6 +8,8 @@
 #   cargo build --release -p meshd -p meshload -p mesh-examples --bins
 #   meshd/bench/instructions.sh              # green logs to a file (the walkthrough)
 #   NOLOG=1 meshd/bench/instructions.sh      # green without an access log
+#   ALLOCATORS="glibc jemalloc mimalloc" meshd/bench/instructions.sh   # builds meshd with each
+#                                            # allocator feature (glibc: none) and measures each
 #
 # Needs valgrind and curl. Env: N1 (default 1000), N2 (5000), TARGET_DIR, KEEP (a path to keep
 # the N2 run's callgrind output at, for callgrind_annotate).
@@ -17,6 +19,10 @@ TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}
 R="$TARGET_DIR/release"
 N1=${N1:-1000}
 N2=${N2:-5000}
+MESHD=${MESHD:-$R/meshd}
+for b in meshd meshload demo-app; do
+  [[ -x "$R/$b" ]] || { echo "no $R/$b: run the cargo build line above first" >&2; exit 1; }
+done
 
 run() { # N -> instructions collected by meshd
   local W app m admin lis
@@ -31,7 +37,7 @@ P
   sed -i "s#/dev/stdout#$W/access.log#" "$W"/config/*.json
   "$R/demo-app" --color green --listen 127.0.0.1:0 >"$W/app.out" & app=$!
   for _ in $(seq 100); do [[ -s "$W/app.out" ]] && break; sleep 0.05; done
-  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$R/meshd" --config-dir "$W/config" --state-dir "$W/state" \
+  valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$MESHD" --config-dir "$W/config" --state-dir "$W/state" \
     --admin 127.0.0.1:0 --admin-address-path "$W/admin" --socket "$W/sock" --node green \
     --listen green=127.0.0.1:0 --app "green=$(sed -n 's/^listening on //p' "$W/app.out")" \
     2>"$W/meshd.err" & m=$!
@@ -45,7 +51,29 @@ P
   [[ -n "${KEEP:-}" ]] && cp "$W/cg.out" "$KEEP"; rm -rf "$W"
 }
 
-a=$(run "$N1")
-b=$(run "$N2")
-awk -v a="$a" -v b="$b" -v n=$((N2 - N1)) -v note="${NOLOG:+ (no access log)}" \
-  'BEGIN {printf "meshd: %.0f instructions per proxied request%s\n", (b - a) / n, note}'
+measure() { # label
+  local a b
+  a=$(run "$N1")
+  b=$(run "$N2")
+  awk -v a="$a" -v b="$b" -v n=$((N2 - N1)) -v note="${NOLOG:+ (no access log)}" -v l="$1" \
+    'BEGIN {printf "meshd%s: %.0f instructions per proxied request%s\n", l, (b - a) / n, note}'
+}
+
+if [[ -z "${ALLOCATORS:-}" ]]; then
+  measure ""
+  exit
+fi
+B=$(mktemp -d)
+for alloc in $ALLOCATORS; do
+  if [[ "$alloc" == glibc ]]; then
+    cargo build --release -q -p meshd --bin meshd --no-default-features
+  else
+    cargo build --release -q -p meshd --bin meshd --no-default-features --features "$alloc"
+  fi
+  cp "$R/meshd" "$B/meshd-$alloc"
+done
+for alloc in $ALLOCATORS; do
+  MESHD="$B/meshd-$alloc" measure " ($alloc)"
+done
+cargo build --release -q -p meshd --bin meshd # leave the default build in place
+rm -rf "$B"

@@ -319,15 +319,22 @@ impl Admin {
 
     /// Serves the admin endpoint on `socket` until the process ends.
     pub async fn serve(self: Arc<Self>, socket: TcpListener) {
+        let mut errors = crate::accept::AcceptErrors::new("admin", self.stats.admin_accept.clone());
         loop {
-            let Ok((tcp, _)) = socket.accept().await else {
-                continue;
+            let tcp = match socket.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    errors.failed(&e).await;
+                    continue;
+                }
             };
+            errors.accepted();
             let admin = self.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| admin.clone().handle(req));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
+                    .max_buf_size(crate::accept::MAX_CONN_BUF)
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
             });

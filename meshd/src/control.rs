@@ -26,7 +26,6 @@ use std::convert::Infallible;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -75,16 +74,20 @@ pub async fn start(applier: Arc<Applier>, args: &Args) -> std::io::Result<()> {
     tracing::info!(socket = %args.socket.display(), mode = format!("{:o}", args.socket_mode), gid = group, "control API ready");
     let ctx = Arc::new(Ctx { applier, policy });
     let head_timeout = args.control_timeout;
+    let mut errors = crate::accept::AcceptErrors::new(
+        "control socket",
+        ctx.applier.admin().stats.control_accept.clone(),
+    );
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
                 Ok((s, _)) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "control socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    errors.failed(&e).await;
                     continue;
                 }
             };
+            errors.accepted();
             let caller = auth::caller(&stream).ok();
             let ctx = ctx.clone();
             tokio::spawn(async move {

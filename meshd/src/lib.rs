@@ -6,6 +6,7 @@
 //! compiled config; [`control`] is the control API on the Unix socket (meshctl) on top of it.
 //! The views: [`admin`] and [`render`].
 
+pub mod accept;
 pub mod admin;
 pub mod body;
 pub mod cli;

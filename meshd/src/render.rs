@@ -44,6 +44,10 @@ pub struct ServerStats {
     /// Admin requests refused (from a web page, a DNS-rebinding `Host`, a mutating request with
     /// a body).
     pub admin_rq_refused: mesh_core::stats::Counter,
+    /// The admin endpoint's accept failures (`listener.admin.*`).
+    pub admin_accept: std::sync::Arc<crate::accept::AcceptStats>,
+    /// The control socket's accept failures (`listener.control.*`).
+    pub control_accept: std::sync::Arc<crate::accept::AcceptStats>,
 }
 
 impl ServerStats {
@@ -169,6 +173,20 @@ pub fn collect(view: &View, server: &ServerStats, uptime: u64, node: Option<&str
         };
         stats.visit(&prefix, &mut |name, t, v| raw.push((name, t, v)));
     }
+    // Envoy's listener stats: `listener.<ip>_<port>.`, and `listener.admin.` for the admin.
+    let overflow = |scope: &str, a: &crate::accept::AcceptStats| {
+        let name = format!("listener.{scope}.downstream_cx_overflow");
+        (name, StatType::Counter, a.downstream_cx_overflow.get())
+    };
+    for (n, addr, a) in &view.accept {
+        if node.is_none_or(|want| want == n) {
+            raw.push(overflow(&addr.to_string().replace(':', "_"), a));
+        }
+    }
+    if node.is_none() {
+        raw.push(overflow("admin", &server.admin_accept));
+        raw.push(overflow("control", &server.control_accept));
+    }
     let node_clusters: Option<Vec<String>> = node.map(|want| {
         view.config
             .listeners
@@ -287,6 +305,24 @@ fn extract_tags(name: &str, clusters: &[&str]) -> (String, Vec<(&'static str, St
         {
             tags.push(("envoy_cluster_name", (*c).to_owned()));
             rest = format!("cluster.{}", &after[c.len() + 1..]);
+        }
+    } else if let Some(after) = rest.strip_prefix("listener.") {
+        // Envoy's `^listener\.(([_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*)\.)`: the longest
+        // run of address characters that ends before a dot (so `listener.admin.` has no tag).
+        let address = [
+            |c: char| c.is_ascii_digit() || c == '_' || c == '.',
+            |c: char| c.is_ascii_hexdigit() || matches!(c, '_' | '[' | ']'),
+        ]
+        .iter()
+        .filter_map(|allowed| {
+            // The run and the character after it, which may be the dot that ends it.
+            let run = after.find(|c| !allowed(c)).map_or(after.len(), |i| i + 1);
+            after.get(..run)?.rfind('.').filter(|&dot| dot > 0)
+        })
+        .max();
+        if let Some(dot) = address {
+            tags.push(("envoy_listener_address", after[..dot].to_owned()));
+            rest = format!("listener.{}", &after[dot + 1..]);
         }
     } else if let Some(after) = rest.strip_prefix("http.") {
         if let Some((prefix, tail)) = after.split_once('.') {
@@ -540,5 +576,20 @@ mod tests {
             &clusters,
         );
         assert_eq!(n, "cluster.circuit_breakers.default.cx_open");
+        let (n, t) = extract_tags("listener.127.0.0.1_15000.downstream_cx_overflow", &clusters);
+        assert_eq!(n, "listener.downstream_cx_overflow");
+        assert_eq!(
+            t,
+            vec![("envoy_listener_address", "127.0.0.1_15000".to_string())]
+        );
+        let (n, t) = extract_tags("listener.[__1]_15000.downstream_cx_overflow", &clusters);
+        assert_eq!(n, "listener.downstream_cx_overflow");
+        assert_eq!(
+            t,
+            vec![("envoy_listener_address", "[__1]_15000".to_string())]
+        );
+        let (n, t) = extract_tags("listener.admin.downstream_cx_overflow", &clusters);
+        assert_eq!(n, "listener.admin.downstream_cx_overflow");
+        assert!(t.is_empty());
     }
 }

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::accept::{AcceptErrors, AcceptStats};
 use crate::proxy::{ListenerState, ListenerTable, SlotCluster};
 use crate::upstream::{Http1Connector, TcpCluster};
 pub use drain::{DrainReport, Phase};
@@ -66,6 +67,8 @@ pub struct RunningListener {
     pub addr: SocketAddr,
     /// Its state.
     pub state: Arc<ListenerState>,
+    /// Its accept failures (`listener.<addr>.*`).
+    pub accept_stats: Arc<AcceptStats>,
     accept: JoinHandle<()>,
 }
 
@@ -83,6 +86,8 @@ pub struct View {
     pub clusters: Vec<AnyCluster>,
     /// Every listener: (node, role, address, stats).
     pub listeners: Vec<(String, Role, SocketAddr, Arc<HttpStats>)>,
+    /// Every listener's accept failures: (node, address, stats).
+    pub accept: Vec<(String, SocketAddr, Arc<AcceptStats>)>,
     /// Access logs.
     pub logs: Vec<Writer>,
     /// The config in force.
@@ -283,8 +288,14 @@ impl Server {
                     table: ArcSwap::from_pointee(table),
                     cutting: self.cutting.clone(),
                 });
-                let accept =
-                    tokio::spawn(accept_loop(socket, state.clone(), self.phase.subscribe()));
+                let accept_stats = Arc::new(AcceptStats::default());
+                let errors = AcceptErrors::new(format!("listener {addr}"), accept_stats.clone());
+                let accept = tokio::spawn(accept_loop(
+                    socket,
+                    state.clone(),
+                    self.phase.subscribe(),
+                    errors,
+                ));
                 tracing::info!(node = %l.node, role = ?l.role, %addr, "listening");
                 listeners.insert(
                     key,
@@ -292,6 +303,7 @@ impl Server {
                         config: l.clone(),
                         addr,
                         state,
+                        accept_stats,
                         accept,
                     },
                 );
@@ -338,9 +350,15 @@ impl Server {
             })
             .collect();
         ls.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+        let accept = inner
+            .listeners
+            .values()
+            .map(|l| (l.config.node.clone(), l.addr, l.accept_stats.clone()))
+            .collect();
         self.view.store(Arc::new(View {
             clusters,
             listeners: ls,
+            accept,
             logs: inner.logs.values().cloned().collect(),
             config,
         }));
@@ -396,16 +414,17 @@ async fn accept_loop(
     socket: TcpListener,
     state: Arc<ListenerState>,
     phase: watch::Receiver<Phase>,
+    mut errors: AcceptErrors,
 ) {
     loop {
         let (tcp, peer) = match socket.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                errors.failed(&e).await;
                 continue;
             }
         };
+        errors.accepted();
         let _ = tcp.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(serve_connection(tcp, peer, state, phase.clone()));
@@ -428,6 +447,7 @@ async fn serve_connection(
     let svc = hyper::service::service_fn(move |req| crate::proxy::handle(req, peer, state.clone()));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
+        .max_buf_size(crate::accept::MAX_CONN_BUF)
         .serve_connection(TokioIo::new(tcp), svc);
     tokio::pin!(conn);
     let mut draining = false;

@@ -45,6 +45,7 @@ impl Connector for Http1Connector {
         let _ = tcp.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_header_size(MAX_RESPONSE_HEADERS)
+            .max_buf_size(crate::accept::MAX_CONN_BUF)
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(std::io::Error::other)?;

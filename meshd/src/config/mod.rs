@@ -309,6 +309,11 @@ impl Applier {
         &self.server
     }
 
+    /// The admin endpoint's state (process-wide stats).
+    pub fn admin(&self) -> &Arc<Admin> {
+        &self.admin
+    }
+
     /// Re-reads the directory and puts it in force if it is valid and differs from what is in
     /// force (see the module docs for faults). Logs and counts the outcome; returns whether the
     /// directory's config is in force afterwards.
