@@ -427,3 +427,8 @@ impl Meshd {
 mod requestpath;
 pub use requestpath::*;
 // ==== end of request-path helpers ==============================================================
+
+// ==== Config-path helpers (tests/tests/config_*.rs): green in front of a demo app, a probe loop.
+mod green;
+pub use green::*;
+// ==== end of config-path helpers ===============================================================
