@@ -27,6 +27,7 @@
 //! logged.
 
 mod headers;
+pub mod reply;
 pub mod timeout;
 
 use std::convert::Infallible;
@@ -40,14 +41,14 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
-use mesh_core::accesslog::{Flags, Record, ResponseFlag, Writer};
-use mesh_core::breaker::Limit;
+use mesh_core::accesslog::{Flags, Record, Writer};
 use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::Routing;
 use mesh_core::stats::HttpStats;
 
 use crate::body::{Completion, RequestBody, ResponseBody};
 use crate::upstream::TcpCluster;
+use reply::LocalReply;
 use timeout::{Expired, Progress, RequestBodyError, Timers};
 
 /// A gateway's self-redirect cluster: slots only.
@@ -83,13 +84,8 @@ pub struct ListenerState {
 /// Envoy's default `max_request_headers_kb` (60 KiB); larger gets 431.
 const MAX_REQUEST_HEADERS: usize = 60 * 1024;
 
-const OVERFLOW_BODY: &str =
-    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
-
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_ENVOY_OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
-static X_MESH_OVERFLOW: HeaderName = HeaderName::from_static("x-mesh-overflow");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
 
@@ -195,11 +191,7 @@ pub async fn handle(
     let mut done = Completion::new(listener, table.log.clone(), record);
     done.progress = Some(progress.clone());
     if !headers::host_ok(parts.version, &parts.headers) {
-        done.record
-            .flags
-            .insert(ResponseFlag::DownstreamProtocolError);
-        done.record.details = "missing_host_header";
-        return Ok(local_reply(StatusCode::BAD_REQUEST, "", &[], done));
+        return Ok(local_reply(LocalReply::MissingHost, done));
     }
     let mut timers = Timers::new(progress.clone(), table.timeout, table.idle_timeout);
 
@@ -219,13 +211,10 @@ pub async fn handle(
     // 3. Routing.
     let Some(action) = table.routing.route(&parts) else {
         done.listener.stats.counters.no_route.inc();
-        done.record.flags.insert(ResponseFlag::NoRouteFound);
-        done.record.details = "route_not_found";
-        return Ok(local_reply(StatusCode::NOT_FOUND, "", &[], done));
+        return Ok(local_reply(LocalReply::NoRoute, done));
     };
     let Some(cluster) = table.clusters.get(action.cluster).cloned() else {
-        done.record.details = "cluster_not_found";
-        return Ok(local_reply(StatusCode::SERVICE_UNAVAILABLE, "", &[], done));
+        return Ok(local_reply(LocalReply::ClusterNotFound, done));
     };
     done.record.upstream_cluster = Some(cluster.info().shared_name.clone());
     if let Some(p) = &action.path {
@@ -303,8 +292,9 @@ fn forward(sent: Sent, mut done: Completion, timers: Timers) -> Response<Respons
     Response::from_parts(rparts, ResponseBody::upstream(rbody, done, timers))
 }
 
-/// The local reply for a request that got no upstream response head. `host` is where the
-/// request was in flight when a timer fired (its upstream request is reset).
+/// The local reply for a request that got no upstream response head, and what it counts.
+/// `host` is where the request was in flight when a timer fired (its upstream request is
+/// reset).
 fn fail(
     f: Failure,
     cluster: &ClusterInfo,
@@ -314,98 +304,49 @@ fn fail(
     if matches!(f, Failure::Expired(_)) && host.is_some() {
         cluster.counters.upstream_rq_tx_reset.inc();
     }
-    match f {
-        Failure::Checkout(e) => refuse(e, cluster, done),
+    let reply = match f {
+        Failure::Checkout(e) => return refuse(e, cluster, done),
         Failure::Expired(Expired::Request) => {
             cluster.counters.upstream_rq_timeout.inc();
             if let Some(h) = &host {
                 h.counters.rq_timeout.inc();
             }
             cluster.codes.record(504);
-            done.record
-                .flags
-                .insert(ResponseFlag::UpstreamRequestTimeout);
-            done.record.details = "response_timeout";
-            local_reply(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream request timeout",
-                &[],
-                done,
-            )
+            LocalReply::RequestTimeout
         }
         Failure::Expired(Expired::Idle) => {
-            // Envoy: 504 when the whole request was received (the upstream is late), 408
-            // while the client still owes bytes of its body.
             done.listener
                 .stats
                 .counters
                 .downstream_rq_idle_timeout
                 .inc();
-            done.record.flags.insert(ResponseFlag::StreamIdleTimeout);
-            done.record.details = "stream_idle_timeout";
-            let complete = done.progress.as_ref().is_none_or(|p| p.request_complete());
-            if complete {
-                local_reply(StatusCode::GATEWAY_TIMEOUT, "stream timeout", &[], done)
-            } else {
-                let close = [(http::header::CONNECTION, "close".to_owned())];
-                local_reply(StatusCode::REQUEST_TIMEOUT, "stream timeout", &close, done)
-            }
+            let request_complete = done.progress.as_ref().is_none_or(|p| p.request_complete());
+            LocalReply::StreamIdle { request_complete }
         }
         Failure::Reset(addr, e) => {
             done.record.upstream_host = Some(addr);
-            let client = done.progress.as_ref().and_then(|p| p.request_error());
-            match client {
-                Some(RequestBodyError::Protocol) => {
-                    done.record
-                        .flags
-                        .insert(ResponseFlag::DownstreamProtocolError);
-                    done.record.details = "downstream_protocol_error";
-                    let close = [(http::header::CONNECTION, "close".to_owned())];
-                    local_reply(StatusCode::BAD_REQUEST, "", &close, done)
-                }
+            match done.progress.as_ref().and_then(|p| p.request_error()) {
+                Some(RequestBodyError::Protocol) => LocalReply::DownstreamProtocolError,
                 Some(RequestBodyError::Disconnected) => {
-                    // Nobody reads this reply: the client is gone.
-                    done.record
-                        .flags
-                        .insert(ResponseFlag::DownstreamConnectionTermination);
-                    done.record.details = "downstream_remote_disconnect";
                     done.listener.stats.counters.downstream_rq_rx_reset.inc();
-                    local_reply(StatusCode::BAD_REQUEST, "", &[], done)
+                    LocalReply::DownstreamDisconnected
                 }
                 None if e.is_parse() => {
                     cluster.counters.upstream_cx_protocol_error.inc();
                     cluster.codes.record(502);
-                    done.record
-                        .flags
-                        .insert(ResponseFlag::UpstreamProtocolError);
-                    done.record.details = "upstream_reset_before_response_started{protocol_error}";
                     tracing::debug!(cluster = %cluster.name, %addr, error = %e, "upstream protocol error");
-                    local_reply(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-                        &[],
-                        done,
-                    )
+                    LocalReply::UpstreamProtocolError
                 }
                 None => {
                     cluster.counters.upstream_rq_rx_reset.inc();
                     cluster.codes.record(503);
-                    done.record
-                        .flags
-                        .insert(ResponseFlag::UpstreamConnectionTermination);
-                    done.record.details =
-                        "upstream_reset_before_response_started{connection_termination}";
                     tracing::debug!(cluster = %cluster.name, %addr, error = %e, "upstream reset");
-                    local_reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-                        &[],
-                        done,
-                    )
+                    LocalReply::UpstreamReset
                 }
             }
         }
-    }
+    };
+    local_reply(reply, done)
 }
 
 /// Whether a request may be sent again after the connection it was written to closed before
@@ -511,72 +452,39 @@ fn refuse(e: CheckoutError, cluster: &ClusterInfo, mut done: Completion) -> Resp
     if done.record.upstream_cluster.is_none() {
         done.record.upstream_cluster = Some(cluster.shared_name.clone());
     }
-    match e {
+    let reply = match e {
         CheckoutError::Overflow(limit) => {
-            done.record.flags.insert(ResponseFlag::UpstreamOverflow);
-            done.record.details = "upstream_reset_before_response_started{overflow}";
-            let why = format!("{} {}", limit.threshold_name(), cluster.name);
             tracing::debug!(cluster = %cluster.name, limit = limit.threshold_name(), "overflow");
-            let retries = matches!(limit, Limit::Retries);
-            let mut headers = vec![(X_MESH_OVERFLOW.clone(), why)];
-            if !retries {
-                headers.push((X_ENVOY_OVERLOADED.clone(), "true".to_owned()));
+            LocalReply::Overflow {
+                limit,
+                cluster: cluster.name.clone(),
             }
-            local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                OVERFLOW_BODY,
-                &headers,
-                done,
-            )
         }
-        CheckoutError::NoHealthyUpstream => {
-            done.record.flags.insert(ResponseFlag::NoHealthyUpstream);
-            done.record.details = "no_healthy_upstream";
-            local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no healthy upstream",
-                &[],
-                done,
-            )
-        }
-        CheckoutError::ConnectFailed { addr, source } => {
-            done.record
-                .flags
-                .insert(ResponseFlag::UpstreamConnectionFailure);
-            done.record.upstream_host = Some(addr);
-            done.record.details =
-                "upstream_reset_before_response_started{remote_connection_failure}";
-            let body = format!(
-                "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: {source}"
-            );
-            local_reply(StatusCode::SERVICE_UNAVAILABLE, &body, &[], done)
-        }
-        CheckoutError::ConnectTimeout { addr } => {
-            done.record
-                .flags
-                .insert(ResponseFlag::UpstreamConnectionFailure);
-            done.record.upstream_host = Some(addr);
-            done.record.details = "upstream_reset_before_response_started{connection_timeout}";
-            local_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
-                &[],
-                done,
-            )
-        }
-    }
+        CheckoutError::NoHealthyUpstream => LocalReply::NoHealthyUpstream,
+        CheckoutError::ConnectFailed { addr, source } => LocalReply::ConnectFailed {
+            addr,
+            reason: source.to_string(),
+        },
+        CheckoutError::ConnectTimeout { addr } => LocalReply::ConnectTimeout { addr },
+    };
+    local_reply(reply, done)
 }
 
-/// A response made by meshd itself.
-fn local_reply(
-    status: StatusCode,
-    body: &str,
-    headers: &[(HeaderName, String)],
-    mut done: Completion,
-) -> Response<ResponseBody> {
+/// A response made by meshd itself: [`LocalReply`] says its status, flag, details, body and
+/// headers.
+fn local_reply(reply: LocalReply, mut done: Completion) -> Response<ResponseBody> {
+    let status = reply.status();
+    if let Some(flag) = reply.flag() {
+        done.record.flags.insert(flag);
+    }
+    done.record.details = reply.details();
+    if let Some(addr) = reply.upstream_host() {
+        done.record.upstream_host = Some(addr);
+    }
+    let body = reply.body();
     done.listener.stats.codes.record(status.as_u16());
     done.record.code = status.as_u16();
-    let mut resp = Response::new(ResponseBody::local(Bytes::from(body.to_owned()), done));
+    let mut resp = Response::new(ResponseBody::local(Bytes::from(body.clone()), done));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     if !body.is_empty() {
@@ -586,9 +494,9 @@ fn local_reply(
         );
     }
     h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    for (k, v) in headers {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k.clone(), v);
+    for (k, v) in reply.headers() {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
         }
     }
     resp

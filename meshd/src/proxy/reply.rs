@@ -1,0 +1,244 @@
+//! Every response meshd makes itself, in one type: [`LocalReply`] maps each reason a request got
+//! no upstream response to its status, Envoy's response flag, response code details, body and
+//! extra headers. What each one counts stays at the place that decides it ([`super::fail`]).
+
+use std::net::SocketAddr;
+
+use http::header::HeaderName;
+use http::StatusCode;
+use mesh_core::accesslog::ResponseFlag;
+use mesh_core::breaker::Limit;
+
+/// Envoy's body for a refusal by a circuit breaker.
+pub const OVERFLOW_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
+
+static X_ENVOY_OVERLOADED: HeaderName = HeaderName::from_static("x-envoy-overloaded");
+static X_MESH_OVERFLOW: HeaderName = HeaderName::from_static("x-mesh-overflow");
+
+/// Why meshd answers a request itself.
+#[derive(Debug)]
+pub enum LocalReply {
+    /// HTTP/1.1 without exactly one `Host`: 400 `DPE`.
+    MissingHost,
+    /// No route matches: 404 `NR`, empty body.
+    NoRoute,
+    /// The route names a cluster meshd does not have: 503, empty body (Envoy's default
+    /// `cluster_not_found_response_code`).
+    ClusterNotFound,
+    /// A breaker refused: 503 `UO` with Envoy's body; `x-envoy-overloaded: true` (not for the
+    /// retry limit) and `x-mesh-overflow: <limit> <cluster>`.
+    Overflow {
+        /// The limit that refused.
+        limit: Limit,
+        /// The cluster it belongs to.
+        cluster: String,
+    },
+    /// No usable host: 503 `UH`.
+    NoHealthyUpstream,
+    /// Opening the connection failed: 503 `UF`.
+    ConnectFailed {
+        /// The host.
+        addr: SocketAddr,
+        /// What the socket said.
+        reason: String,
+    },
+    /// Opening the connection took longer than the connect timeout: 503 `UF`.
+    ConnectTimeout {
+        /// The host.
+        addr: SocketAddr,
+    },
+    /// The per-request timeout before the response headers: 504 `UT`.
+    RequestTimeout,
+    /// The stream idle timeout before the response headers: 504 `SI`, or 408 (closing the
+    /// connection) while the client still owes bytes of its body.
+    StreamIdle {
+        /// Whether the client's request was complete.
+        request_complete: bool,
+    },
+    /// The client's body broke its framing: 400 `DPE`, closing the connection.
+    DownstreamProtocolError,
+    /// The client left while its body was being sent: `DC` (nobody reads this 400).
+    DownstreamDisconnected,
+    /// The upstream's response head was too large or malformed: 502 `UPE`.
+    UpstreamProtocolError,
+    /// The upstream closed or reset the connection before a response head: 503 `UC`.
+    UpstreamReset,
+}
+
+impl LocalReply {
+    /// The status sent.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LocalReply::MissingHost
+            | LocalReply::DownstreamProtocolError
+            | LocalReply::DownstreamDisconnected => StatusCode::BAD_REQUEST,
+            LocalReply::NoRoute => StatusCode::NOT_FOUND,
+            LocalReply::ClusterNotFound
+            | LocalReply::Overflow { .. }
+            | LocalReply::NoHealthyUpstream
+            | LocalReply::ConnectFailed { .. }
+            | LocalReply::ConnectTimeout { .. }
+            | LocalReply::UpstreamReset => StatusCode::SERVICE_UNAVAILABLE,
+            LocalReply::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            LocalReply::StreamIdle { request_complete } => {
+                if *request_complete {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::REQUEST_TIMEOUT
+                }
+            }
+            LocalReply::UpstreamProtocolError => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Envoy's response flag, if the reply has one.
+    pub fn flag(&self) -> Option<ResponseFlag> {
+        Some(match self {
+            LocalReply::MissingHost | LocalReply::DownstreamProtocolError => {
+                ResponseFlag::DownstreamProtocolError
+            }
+            LocalReply::NoRoute => ResponseFlag::NoRouteFound,
+            LocalReply::ClusterNotFound => return None,
+            LocalReply::Overflow { .. } => ResponseFlag::UpstreamOverflow,
+            LocalReply::NoHealthyUpstream => ResponseFlag::NoHealthyUpstream,
+            LocalReply::ConnectFailed { .. } | LocalReply::ConnectTimeout { .. } => {
+                ResponseFlag::UpstreamConnectionFailure
+            }
+            LocalReply::RequestTimeout => ResponseFlag::UpstreamRequestTimeout,
+            LocalReply::StreamIdle { .. } => ResponseFlag::StreamIdleTimeout,
+            LocalReply::DownstreamDisconnected => ResponseFlag::DownstreamConnectionTermination,
+            LocalReply::UpstreamProtocolError => ResponseFlag::UpstreamProtocolError,
+            LocalReply::UpstreamReset => ResponseFlag::UpstreamConnectionTermination,
+        })
+    }
+
+    /// Envoy's `%RESPONSE_CODE_DETAILS%`.
+    pub fn details(&self) -> &'static str {
+        match self {
+            LocalReply::MissingHost => "missing_host_header",
+            LocalReply::NoRoute => "route_not_found",
+            LocalReply::ClusterNotFound => "cluster_not_found",
+            LocalReply::Overflow { .. } => "upstream_reset_before_response_started{overflow}",
+            LocalReply::NoHealthyUpstream => "no_healthy_upstream",
+            LocalReply::ConnectFailed { .. } => {
+                "upstream_reset_before_response_started{remote_connection_failure}"
+            }
+            LocalReply::ConnectTimeout { .. } => {
+                "upstream_reset_before_response_started{connection_timeout}"
+            }
+            LocalReply::RequestTimeout => "response_timeout",
+            LocalReply::StreamIdle { .. } => "stream_idle_timeout",
+            LocalReply::DownstreamProtocolError => "downstream_protocol_error",
+            LocalReply::DownstreamDisconnected => "downstream_remote_disconnect",
+            LocalReply::UpstreamProtocolError => {
+                "upstream_reset_before_response_started{protocol_error}"
+            }
+            LocalReply::UpstreamReset => {
+                "upstream_reset_before_response_started{connection_termination}"
+            }
+        }
+    }
+
+    /// The body (Envoy's text; empty for 400s, 404 and a missing cluster).
+    pub fn body(&self) -> String {
+        const RESET: &str =
+            "upstream connect error or disconnect/reset before headers. reset reason:";
+        match self {
+            LocalReply::MissingHost
+            | LocalReply::NoRoute
+            | LocalReply::ClusterNotFound
+            | LocalReply::DownstreamProtocolError
+            | LocalReply::DownstreamDisconnected => String::new(),
+            LocalReply::Overflow { .. } => OVERFLOW_BODY.to_owned(),
+            LocalReply::NoHealthyUpstream => "no healthy upstream".to_owned(),
+            LocalReply::ConnectFailed { reason, .. } => {
+                format!("{RESET} remote connection failure, transport failure reason: {reason}")
+            }
+            LocalReply::ConnectTimeout { .. } => format!("{RESET} connection timeout"),
+            LocalReply::RequestTimeout => "upstream request timeout".to_owned(),
+            LocalReply::StreamIdle { .. } => "stream timeout".to_owned(),
+            LocalReply::UpstreamProtocolError => format!("{RESET} protocol error"),
+            LocalReply::UpstreamReset => format!("{RESET} connection termination"),
+        }
+    }
+
+    /// Headers besides `content-type` and `content-length`.
+    pub fn headers(&self) -> Vec<(HeaderName, String)> {
+        match self {
+            LocalReply::Overflow { limit, cluster } => {
+                let mut h = vec![(
+                    X_MESH_OVERFLOW.clone(),
+                    format!("{} {cluster}", limit.threshold_name()),
+                )];
+                // Envoy: a refusal by the retry limit is not an overload of the upstream.
+                if !matches!(limit, Limit::Retries) {
+                    h.push((X_ENVOY_OVERLOADED.clone(), "true".to_owned()));
+                }
+                h
+            }
+            LocalReply::StreamIdle {
+                request_complete: false,
+            }
+            | LocalReply::DownstreamProtocolError => {
+                vec![(http::header::CONNECTION, "close".to_owned())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The upstream host the reply concerns, for the access log.
+    pub fn upstream_host(&self) -> Option<SocketAddr> {
+        match self {
+            LocalReply::ConnectFailed { addr, .. } | LocalReply::ConnectTimeout { addr } => {
+                Some(*addr)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reply_has_envoys_status_flag_and_body() {
+        let overflow = LocalReply::Overflow {
+            limit: Limit::PendingRequests,
+            cluster: "c".into(),
+        };
+        assert_eq!(overflow.status(), 503);
+        assert_eq!(overflow.flag(), Some(ResponseFlag::UpstreamOverflow));
+        assert_eq!(overflow.body(), OVERFLOW_BODY);
+        let h = overflow.headers();
+        assert!(h
+            .iter()
+            .any(|(k, v)| k == "x-mesh-overflow" && v == "max_pending_requests c"));
+        assert!(h
+            .iter()
+            .any(|(k, v)| k == "x-envoy-overloaded" && v == "true"));
+        let retry = LocalReply::Overflow {
+            limit: Limit::Retries,
+            cluster: "c".into(),
+        };
+        assert!(!retry
+            .headers()
+            .iter()
+            .any(|(k, _)| k == "x-envoy-overloaded"));
+        assert_eq!(LocalReply::NoRoute.status(), 404);
+        assert_eq!(LocalReply::NoRoute.body(), "");
+        assert_eq!(
+            LocalReply::StreamIdle {
+                request_complete: false
+            }
+            .status(),
+            408
+        );
+        assert_eq!(
+            LocalReply::RequestTimeout.flag(),
+            Some(ResponseFlag::UpstreamRequestTimeout)
+        );
+        assert_eq!(LocalReply::ClusterNotFound.flag(), None);
+    }
+}
