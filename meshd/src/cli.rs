@@ -138,6 +138,13 @@ pub struct Args {
     #[arg(long = "egress", value_name = "NAME=IP:PORT")]
     pub egress: Vec<NodeAddr>,
 
+    /// How long a client may take to send a complete request head: slower clients are
+    /// disconnected and counted in `http.<prefix>.downstream_rq_header_timeout` (slowloris).
+    /// The same timer closes a kept-alive connection that waits this long for its next request
+    /// (counted in `downstream_cx_idle_timeout`).
+    #[arg(long, env = "MESHD_REQUEST_HEADERS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub request_headers_timeout: Duration,
+
     /// How often DNS names of upstream hosts are resolved again.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub dns_refresh: Duration,

@@ -127,7 +127,7 @@ async fn serve(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let server = Server::new(args.dns_refresh);
+    let server = Server::new(args.dns_refresh, args.request_headers_timeout);
     let stats = Arc::new(ServerStats::default());
     let admin = Arc::new(Admin {
         server: server.clone(),

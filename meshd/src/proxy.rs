@@ -79,6 +79,8 @@ pub struct ListenerState {
     /// Set once the drain deadline passed: requests still running are being cut by meshd
     /// (logged `LR`, never `DC`). Shared by every listener of the server.
     pub cutting: Arc<AtomicBool>,
+    /// How long a client may take to send a complete request head.
+    pub headers_timeout: Duration,
 }
 
 /// Envoy's default `max_request_headers_kb` (60 KiB); larger gets 431.

@@ -128,6 +128,8 @@ pub struct Server {
     /// What the admin endpoint shows; swapped after each apply.
     pub view: ArcSwap<View>,
     dns_refresh: Duration,
+    /// How long a client may take to send a request head (`--request-headers-timeout`).
+    headers_timeout: Duration,
     /// Serving, draining or cutting: every connection task watches it; a connection holds a
     /// receiver for its whole life, so the sender sees when the last connection ended.
     phase: watch::Sender<Phase>,
@@ -148,11 +150,12 @@ const LOG_QUEUE: usize = 8192;
 
 impl Server {
     /// A server with nothing configured.
-    pub fn new(dns_refresh: Duration) -> Arc<Self> {
+    pub fn new(dns_refresh: Duration, headers_timeout: Duration) -> Arc<Self> {
         Arc::new(Server {
             inner: Mutex::new(Inner::default()),
             view: ArcSwap::from_pointee(View::default()),
             dns_refresh,
+            headers_timeout,
             phase: watch::channel(Phase::Serving).0,
             cutting: Arc::new(AtomicBool::new(false)),
         })
@@ -287,6 +290,7 @@ impl Server {
                     stats: Arc::new(HttpStats::default()),
                     table: ArcSwap::from_pointee(table),
                     cutting: self.cutting.clone(),
+                    headers_timeout: self.headers_timeout,
                 });
                 let accept_stats = Arc::new(AcceptStats::default());
                 let errors = AcceptErrors::new(format!("listener {addr}"), accept_stats.clone());
@@ -444,9 +448,18 @@ async fn serve_connection(
     stats.counters.downstream_cx_total.inc();
     stats.counters.downstream_cx_http1_total.inc();
     stats.downstream_cx_active.inc();
-    let svc = hyper::service::service_fn(move |req| crate::proxy::handle(req, peer, state.clone()));
+    let headers_timeout = state.headers_timeout;
+    // Requests this connection carried: hyper's head timer also runs while a kept-alive
+    // connection waits for its next request, so a timeout after a request is an idle close.
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = served.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::proxy::handle(req, peer, state.clone())
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
+        .header_read_timeout(headers_timeout)
         .max_buf_size(crate::accept::MAX_CONN_BUF)
         .serve_connection(TokioIo::new(tcp), svc);
     tokio::pin!(conn);
@@ -473,6 +486,14 @@ async fn serve_connection(
         Some(Err(e)) => {
             if e.is_parse() || e.is_parse_too_large() {
                 stats.counters.downstream_cx_protocol_error.inc();
+            }
+            if e.is_timeout() {
+                if served.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                    // No complete request head within --request-headers-timeout (slowloris).
+                    stats.counters.downstream_rq_header_timeout.inc();
+                } else {
+                    stats.counters.downstream_cx_idle_timeout.inc();
+                }
             }
             tracing::debug!(%peer, error = %e, "downstream connection ended");
         }
