@@ -5,7 +5,10 @@
 
 pub mod accesslog;
 pub mod breaker;
+pub mod health;
 pub mod model;
+pub mod outlier;
 pub mod pool;
+pub mod retry;
 pub mod runtime;
 pub mod stats;

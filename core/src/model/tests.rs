@@ -5,6 +5,7 @@ mod errors;
 mod examples;
 mod not_in_force;
 mod reference_docs;
+mod resilience;
 mod set;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::common::{Duration, PortMapping, PortProtocol, TagRef};
+use super::common::{Duration, DurationUnit, PortMapping, PortProtocol, TagRef};
 use super::error::ConfigError;
 use super::gateway::{VirtualGateway, VirtualGatewayConnectionPool};
 use super::node::{
@@ -58,6 +58,11 @@ pub(crate) fn integer_bounds(field: &str) -> (i64, i64) {
     }
 }
 
+/// The longest duration accepted, in seconds: the maximum of protobuf's `Duration` (10 000
+/// years), which is what Envoy holds; a timer this long still fits the clock, where App Mesh's
+/// unbounded `value` (up to 2⁶³ − 1 seconds) would overflow it.
+pub(crate) const MAX_DURATION_SECS: i64 = 315_576_000_000;
+
 /// The last segment of a JSON path: `maxConnections` of `spec.listeners[0].connectionPool.http.maxConnections`.
 pub(crate) fn last_segment(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
@@ -93,12 +98,6 @@ impl Checker {
     pub(crate) fn range(&mut self, path: &str, value: i64, lo: i64, hi: i64) {
         if value < lo || value > hi {
             self.push(path, format!("must be between {lo} and {hi}, got {value}"));
-        }
-    }
-
-    pub(crate) fn at_least(&mut self, path: &str, value: i64, lo: i64) {
-        if value < lo {
-            self.push(path, format!("must be at least {lo}, got {value}"));
         }
     }
 
@@ -150,8 +149,31 @@ impl Checker {
         }
     }
 
+    /// A duration of 0 or more, at most [`MAX_DURATION_SECS`].
     pub(crate) fn duration(&mut self, path: &str, d: &Duration) {
-        self.at_least(&at(path, "value"), d.value, 0);
+        self.duration_from(path, d, 0);
+    }
+
+    /// A duration above zero (an interval or an ejection time), at most [`MAX_DURATION_SECS`].
+    pub(crate) fn positive_duration(&mut self, path: &str, d: &Duration) {
+        self.duration_from(path, d, 1);
+    }
+
+    fn duration_from(&mut self, path: &str, d: &Duration, lo: i64) {
+        let hi = match d.unit {
+            DurationUnit::S => MAX_DURATION_SECS,
+            DurationUnit::Ms => MAX_DURATION_SECS * 1000,
+        };
+        if d.value < lo || d.value > hi {
+            self.push(
+                at(path, "value"),
+                format!(
+                    "must be between {lo} and {hi} for unit \"{}\", got {}",
+                    d.unit.as_str(),
+                    d.value
+                ),
+            );
+        }
     }
 
     pub(crate) fn name(&mut self, path: &str, name: &str) {
@@ -375,8 +397,8 @@ fn check_node_listener(c: &mut Checker, p: &str, l: &Listener) {
             0,
             100,
         );
-        c.duration(&at(&op, "interval"), &od.interval);
-        c.duration(&at(&op, "baseEjectionDuration"), &od.base_ejection_duration);
+        c.positive_duration(&at(&op, "interval"), &od.interval);
+        c.positive_duration(&at(&op, "baseEjectionDuration"), &od.base_ejection_duration);
     }
     if let Some(timeout) = &l.timeout {
         let tp = at(p, "timeout");

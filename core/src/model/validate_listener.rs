@@ -56,13 +56,20 @@ pub(crate) fn check_health(
         }
     }
     let http = matches!(hc.protocol, PortProtocol::Http | PortProtocol::Http2);
-    if let (Some(path), true) = (&hc.path, http) {
-        if !path.starts_with('/') {
-            c.push(
-                at(p, "path"),
-                format!("must start with \"/\", got \"{path}\""),
-            );
-        }
+    match (&hc.path, http) {
+        (Some(path), true) if !path.starts_with('/') => c.push(
+            at(p, "path"),
+            format!("must start with \"/\", got \"{path}\""),
+        ),
+        // App Mesh refuses an http or http2 check without a path (aws-app-mesh-roadmap#199).
+        (None, true) => c.push(
+            at(p, "path"),
+            format!(
+                "is required for an {} health check: the request path to probe, e.g. \"/ping\"",
+                hc.protocol
+            ),
+        ),
+        _ => {}
     }
 }
 

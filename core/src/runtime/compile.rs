@@ -8,7 +8,8 @@
 //!   limits are unlimited, as App Mesh sets them);
 //! - a virtual gateway's listener admits every request through the self-redirect cluster
 //!   `cds_ingress_<mesh>_<gateway>_self_redirect_<protocol>_<port>` (its `connectionPool`),
-//!   then matches gateway routes and hands the request to the target virtual service.
+//!   then matches gateway routes and hands the request to the target virtual service;
+//! - retries, outlier detection and health checks as `resilience.rs` says.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use super::routing::{
     GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch, PathRewrite,
     Route, Routing, VirtualHost, WeightedCluster,
 };
-use super::{AccessLog, Bind, Cluster, Endpoints, Listener, Role, RuntimeConfig};
+use super::{resilience, AccessLog, Bind, Cluster, Endpoints, Listener, Role, RuntimeConfig};
 use crate::accesslog::Format;
 use crate::breaker::Thresholds;
 use crate::model::{self, MeshSet, PortProtocol, VirtualNodeConnectionPool};
@@ -213,6 +214,12 @@ impl Compiler<'_> {
                     idle_timeout: DEFAULT_IDLE,
                     ..PoolSettings::default()
                 },
+                outlier_detection: l
+                    .outlier_detection
+                    .as_ref()
+                    .map(resilience::outlier_detection),
+                health_check: l.health_check.as_ref().and_then(resilience::health_check),
+                retry_budget: resilience::retry_budget(),
             });
         Some(name)
     }
@@ -258,6 +265,7 @@ impl Compiler<'_> {
                     targets: vec![WeightedCluster { cluster, weight: 1 }],
                     timeout: None,
                     idle_timeout: None,
+                    retry: Some(resilience::retry_policy(None)),
                 });
             }
             model::VirtualServiceProvider::VirtualRouter(p) => {
@@ -310,6 +318,7 @@ impl Compiler<'_> {
                             targets,
                             timeout,
                             idle_timeout,
+                            retry: Some(resilience::retry_policy(h.retry_policy.as_ref())),
                         },
                     ));
                 }
@@ -354,6 +363,9 @@ impl Compiler<'_> {
                         idle_timeout: if idle.is_zero() { Duration::MAX } else { idle },
                         ..PoolSettings::default()
                     },
+                    outlier_detection: None,
+                    health_check: None,
+                    retry_budget: resilience::retry_budget(),
                 },
             );
             let bind = match (self.o.listen.get(name), vn.dns()) {
@@ -491,6 +503,9 @@ impl Compiler<'_> {
                         idle_timeout: DEFAULT_IDLE,
                         ..PoolSettings::default()
                     },
+                    outlier_detection: None,
+                    health_check: None,
+                    retry_budget: resilience::retry_budget(),
                 },
             );
             let bind = self

@@ -5,6 +5,7 @@
 //! Matching a request against a routing table ([`Routing::route`]) is pure and allocation-free.
 
 mod compile;
+mod resilience;
 mod routing;
 
 use std::net::SocketAddr;
@@ -17,7 +18,10 @@ pub use routing::{
 
 use crate::accesslog::Format;
 use crate::breaker::Thresholds;
+use crate::health::HealthCheckConfig;
+use crate::outlier::OutlierConfig;
 use crate::pool::PoolSettings;
+use crate::retry::RetryBudget;
 
 /// What a listener does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +137,15 @@ pub struct Cluster {
     pub thresholds: Thresholds,
     /// Pool settings.
     pub settings: PoolSettings,
+    /// Passive ejection of failing hosts: the target node listener's `outlierDetection`, on a
+    /// caller's egress cluster; `None` = never eject.
+    pub outlier_detection: Option<OutlierConfig>,
+    /// Active health checks of the hosts: the target node listener's `healthCheck` (`http`
+    /// or `tcp`), on a caller's egress cluster; `None` = no checks.
+    pub health_check: Option<HealthCheckConfig>,
+    /// What bounds the retries of requests to this cluster (App Mesh has no setting: Envoy's
+    /// default budget, on every cluster).
+    pub retry_budget: RetryBudget,
 }
 
 /// Everything one meshd serves.

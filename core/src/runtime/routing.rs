@@ -8,6 +8,8 @@ use std::time::Duration;
 use http::request::Parts;
 use regex::Regex;
 
+use crate::retry::RetryPolicy;
+
 /// How a route matches the path.
 #[derive(Debug, Clone)]
 pub enum PathMatch {
@@ -99,6 +101,8 @@ pub struct Route {
     /// Its stream idle timeout, when it sets one (replaces the listener's, as Envoy's route
     /// `idle_timeout` does).
     pub idle_timeout: Option<Duration>,
+    /// Its retry policy (with the per-try timeout); `None` = never retried.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// A virtual service as a routing table: the Host names it answers and its routes in order.
@@ -167,6 +171,9 @@ pub struct RouteAction<'a> {
     pub timeout: Option<Duration>,
     /// The route's stream idle timeout, when it sets one.
     pub idle_timeout: Option<Duration>,
+    /// The route's retry policy and per-try timeout; `None` (a node's ingress listener) =
+    /// never retried.
+    pub retry: Option<RetryPolicy>,
 }
 
 fn host_of(parts: &Parts) -> Option<&str> {
@@ -296,6 +303,7 @@ impl Routing {
                 host: None,
                 timeout: None,
                 idle_timeout: None,
+                retry: None,
             }),
             Routing::Hosts(hosts) => {
                 let host = host_of(parts)?;
@@ -307,6 +315,7 @@ impl Routing {
                     host: None,
                     timeout: route.timeout,
                     idle_timeout: route.idle_timeout,
+                    retry: route.retry,
                 })
             }
             Routing::Gateway(routes) => {
@@ -337,6 +346,7 @@ impl Routing {
                     host: gr.rewrite_host.as_deref(),
                     timeout: route.timeout,
                     idle_timeout: route.idle_timeout,
+                    retry: route.retry,
                 })
             }
         }
@@ -380,6 +390,7 @@ mod tests {
                     }],
                     timeout: None,
                     idle_timeout: None,
+                    retry: None,
                 })
                 .collect(),
         }

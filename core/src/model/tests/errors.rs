@@ -169,9 +169,10 @@ fn listener_ranges_and_rules() {
             format!("{l}.healthCheck.healthyThreshold: must be between 2 and 10, got 1"),
             format!("{l}.healthCheck.unhealthyThreshold: must be between 2 and 10, got 11"),
             format!("{l}.healthCheck.port: must match the listener's portMapping.port 8080, got 9090"),
+            format!("{l}.healthCheck.path: is required for an http health check: the request path to probe, e.g. \"/ping\""),
             format!("{l}.outlierDetection.maxServerErrors: must be between 1 and 4294967295, got 0"),
             format!("{l}.outlierDetection.maxEjectionPercent: must be between 0 and 100, got 101"),
-            format!("{l}.outlierDetection.baseEjectionDuration.value: must be at least 0, got -1"),
+            format!("{l}.outlierDetection.baseEjectionDuration.value: must be between 1 and 315576000000 for unit \"s\", got -1"),
             format!("{l}.timeout: must be keyed by the listener protocol \"http\" (portMapping.protocol), found \"tcp\""),
         ]
     );

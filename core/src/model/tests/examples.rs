@@ -280,7 +280,7 @@ pub(super) const VN_FULL: &str = r#"{
       "connectionPool": {"http": {"maxConnections": 3}},
       "healthCheck": {"protocol": "http", "path": "/ping", "port": 8080, "intervalMillis": 5000,
         "timeoutMillis": 2000, "healthyThreshold": 2, "unhealthyThreshold": 10},
-      "outlierDetection": {"maxServerErrors": 1, "interval": {"unit": "ms", "value": 0},
+      "outlierDetection": {"maxServerErrors": 1, "interval": {"unit": "ms", "value": 1},
         "baseEjectionDuration": {"unit": "s", "value": 1}, "maxEjectionPercent": 0},
       "timeout": {"http": {"perRequest": {"unit": "ms", "value": 250}}},
       "tls": {"mode": "STRICT",
