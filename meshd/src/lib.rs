@@ -12,6 +12,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod health;
 pub mod proxy;
 pub mod render;
 pub mod server;
