@@ -345,7 +345,9 @@ impl<C: Connector> Cluster<C> {
         } else if !hosts.iter().any(|h| h.info.usable()) {
             return Err(self.none_healthy());
         }
-        self.wait(&hosts, opts).await
+        // Boxed: the queue's path is rare and its future large; inline, it would make every
+        // request's future (moved on the request path) larger.
+        Box::pin(self.wait(&hosts, opts)).await
     }
 
     fn none_healthy(&self) -> CheckoutError {
