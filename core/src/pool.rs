@@ -44,6 +44,7 @@
 //! `tokio::time::pause` controls in tests), and connect timeouts are tokio timers on the same
 //! clock; what it decides from the time is a pure function of `now` ([`idle_expired`]).
 
+mod checkout;
 mod host;
 mod queue;
 mod slot;
@@ -60,6 +61,7 @@ use tokio::time::Instant;
 use crate::balance::{Balancer, Policy};
 use crate::breaker::{Breakers, Limit, Permit, Thresholds};
 use crate::stats::{ClusterCounters, CodeStats};
+pub use checkout::Checkout;
 pub use host::{HealthFlag, Host, HostInfo};
 use queue::{Queue, Trash};
 pub use slot::ConnGuard;
@@ -191,17 +193,6 @@ pub struct Cluster<C: Connector> {
     connector: C,
 }
 
-/// A connection checked out for one request. Call [`Checkout::release`] when the response is
-/// complete and the connection may be reused; dropping it otherwise closes the connection.
-/// Either way the request's `max_requests` slot is freed.
-pub struct Checkout<C: Connector> {
-    conn: Option<Pooled<C::Conn>>,
-    reused: bool,
-    host: Arc<Host<C::Conn>>,
-    cluster: Arc<Cluster<C>>,
-    request: Option<Permit>,
-}
-
 impl<C: Connector> Cluster<C> {
     /// A cluster with no hosts yet.
     pub fn new(name: String, thresholds: Thresholds, settings: PoolSettings, connector: C) -> Self {
@@ -259,6 +250,13 @@ impl<C: Connector> Cluster<C> {
     /// and idle connections; a new host starts usable; a removed host's idle connections are
     /// closed at once and its busy ones when their request ends.
     pub fn set_hosts(&self, addrs: &[(SocketAddr, String)]) {
+        self.set_hosts_with(addrs, &[]);
+    }
+
+    /// Like [`Cluster::set_hosts`], but a new host starts with `new_host_flags` set (Envoy
+    /// starts a host `/failed_active_hc` while a health checker has not passed it yet), so no
+    /// request reaches it before its first check.
+    pub fn set_hosts_with(&self, addrs: &[(SocketAddr, String)], new_host_flags: &[HealthFlag]) {
         let old = self.hosts.load_full();
         let new: Vec<_> = addrs
             .iter()
@@ -266,7 +264,13 @@ impl<C: Connector> Cluster<C> {
                 old.iter()
                     .find(|h| h.info.addr == *addr)
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Host::new(*addr, hostname.clone())))
+                    .unwrap_or_else(|| {
+                        let host = Host::new(*addr, hostname.clone());
+                        for f in new_host_flags {
+                            host.info.set_flag(*f, true);
+                        }
+                        Arc::new(host)
+                    })
             })
             .collect();
         if new.len() != old.len() || new.iter().zip(old.iter()).any(|(a, b)| !Arc::ptr_eq(a, b)) {
@@ -480,77 +484,6 @@ impl<C: Connector> Cluster<C> {
             cluster: self.clone(),
             request: Some(request),
         })
-    }
-}
-
-impl<C: Connector> Checkout<C> {
-    /// The connection.
-    pub fn conn(&mut self) -> &mut C::Conn {
-        self.conn
-            .as_mut()
-            .and_then(|p| p.conn.as_mut())
-            .expect("a checkout holds its connection until released")
-    }
-
-    /// What the stats show of the host this connection goes to.
-    pub fn host(&self) -> &Arc<HostInfo> {
-        &self.host.info
-    }
-
-    /// Whether the connection already carried requests before this one (a request that fails
-    /// on a reused connection before it was sent may safely be tried on a new one).
-    pub fn reused(&self) -> bool {
-        self.reused
-    }
-
-    /// The cluster's stats.
-    pub fn cluster(&self) -> &Arc<ClusterInfo> {
-        &self.cluster.info
-    }
-
-    /// Ends the request: a `reusable` open connection goes to the oldest queued request, or
-    /// back to its host's idle queue; otherwise (or when its host is no longer usable, or it
-    /// reached `max_requests_per_connection`, or `max_connections` was lowered below the
-    /// connections open) it is closed.
-    pub fn release(mut self, reusable: bool) {
-        // The request ends first, so whoever gets the connection may attach.
-        self.end_request();
-        let Some(mut conn) = self.conn.take() else {
-            return;
-        };
-        conn.uses += 1;
-        let max = self.cluster.settings.load().max_requests_per_connection;
-        let cx = &self.cluster.info.breakers.connections;
-        if max != 0 && conn.uses >= max {
-            self.cluster.info.counters.upstream_cx_max_requests.inc();
-        } else if cx.current() > cx.max() {
-            // The limit was lowered: close rather than keep an extra connection.
-        } else if reusable
-            && self.host.poolable()
-            && conn.conn.as_ref().is_some_and(Connection::is_open)
-        {
-            conn.since = self.cluster.now();
-            self.cluster.offer(self.host.clone(), conn);
-            return;
-        }
-        drop(conn);
-    }
-}
-
-impl<C: Connector> Checkout<C> {
-    /// Frees the request's `max_requests` slot and counts it out of the host's `rq_active`
-    /// (once).
-    fn end_request(&mut self) {
-        if let Some(request) = self.request.take() {
-            self.host.info.rq_active.dec();
-            drop(request);
-        }
-    }
-}
-
-impl<C: Connector> Drop for Checkout<C> {
-    fn drop(&mut self) {
-        self.end_request();
     }
 }
 

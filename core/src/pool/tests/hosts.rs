@@ -256,3 +256,33 @@ async fn futures_of(
     }
     v
 }
+
+#[tokio::test]
+async fn new_hosts_may_start_flagged_until_their_first_check() {
+    let (c, _) = cluster(
+        1,
+        limits(10, 10, 10),
+        PoolSettings::default(),
+        Mode::Instant,
+    );
+    let both = [(addr(0), String::new()), (addr(1), String::new())];
+    c.set_hosts_with(&both, &[HealthFlag::FailedActiveHc]);
+    let hosts = c.hosts();
+    assert_eq!(
+        hosts[0].health_flags(),
+        "healthy",
+        "a host that stays keeps its state"
+    );
+    assert_eq!(hosts[1].health_flags(), "/failed_active_hc");
+    for _ in 0..4 {
+        let co = c.checkout().await.expect("served");
+        assert_eq!(co.host().addr, addr(0));
+    }
+    c.set_health(addr(1), HealthFlag::FailedActiveHc, false);
+    let picked: Vec<_> = futures_of(&c, 2)
+        .await
+        .iter()
+        .map(|co| co.host().addr)
+        .collect();
+    assert!(picked.contains(&addr(1)), "{picked:?}");
+}
