@@ -20,12 +20,13 @@
 //!    [`Limit::PendingRequests`] (`upstream_rq_pending_overflow`; not a connection overflow:
 //!    Envoy checks the pending limit first too).
 //!
-//! The queue is strict FIFO with hand-off (`pool/queue.rs`): a connection that goes idle, or a slot
-//! freed by a closed connection, goes to the oldest waiter directly. A waiter takes what frees
-//! first: an idle connection of whichever host just finished a request (no new connection is
-//! opened only to change hosts), or a slot it opens to the balancer's pick at that moment. So
-//! under saturation hosts share in proportion to how fast they answer; below it, the balancer
-//! decides alone.
+//! The queue is strict FIFO with hand-off (`pool/queue.rs`): a connection that goes idle, or a
+//! slot freed by a closed connection, goes to the oldest waiter directly. A waiter takes what
+//! frees first: an idle connection of whichever host just finished a request (no new connection
+//! is opened only to change hosts, unless the waiter avoids that host or wants a new
+//! connection: then that connection is closed and its slot is the waiter's), or a slot it opens
+//! to the balancer's pick at that moment. So under saturation hosts share in proportion to how
+//! fast they answer; below it, the balancer decides alone.
 //!
 //! Attaching takes a `max_requests` slot ([`Limit::Requests`] refuses otherwise). Each slot is a
 //! [`Permit`] dropped exactly when its work ends: a connection's slot is freed by whichever
