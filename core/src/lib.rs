@@ -4,6 +4,7 @@
 //! validation are tested deterministically. The daemon (`meshd`) and the tools build on it.
 
 pub mod accesslog;
+pub mod balance;
 pub mod breaker;
 pub mod health;
 pub mod model;

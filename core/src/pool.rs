@@ -1,34 +1,72 @@
-//! Upstream clusters: hosts, round robin, and an HTTP/1.1-style connection pool with exact
-//! breakers.
+//! Upstream clusters: hosts, load balancing, and an HTTP/1.1-style connection pool with exact
+//! breakers and a strictly FIFO pending queue.
 //!
-//! Where a request is admitted or refused, in order ([`Cluster::checkout`]):
-//! 1. an idle connection (preferring the host round robin picked) → attach;
-//! 2. else a `max_connections` slot → open a connection (the request waits for the connect
-//!    holding a connection slot, not a pending slot) → attach;
-//! 3. else a `max_pending_requests` slot → wait in FIFO order until a connection goes idle or a
-//!    connection slot frees up;
-//! 4. else refuse: [`CheckoutError::Overflow`] with [`Limit::PendingRequests`].
+//! Where a request is admitted or refused, in order ([`Cluster::checkout_with`]):
+//! 1. no usable host → [`CheckoutError::NoHealthyUpstream`] (503 `UH`,
+//!    `upstream_cx_none_healthy`);
+//! 2. requests are already queued → the request joins the back of the queue (step 6): it never
+//!    takes a connection or slot ahead of an older request;
+//! 3. the balancer ([`crate::balance`], round robin by default) picks a usable host, and the
+//!    pool serves that host: an idle connection *of that host* → attach;
+//! 4. else a `max_connections` slot → open a connection to that host (the request waits for the
+//!    connect holding a connection slot, not a pending slot) → attach;
+//! 5. else, when another host has an idle connection, that connection is closed and its slot
+//!    opens one to the picked host (as Envoy frees an idle pool when it may not create one): the
+//!    limit stays exact and the balancer's pick stands, at the cost of a new connection where
+//!    the limit is below the number of hosts in use;
+//! 6. else a `max_pending_requests` slot → wait in the queue, counted once in
+//!    `upstream_cx_overflow` (a connection the limit did not let it open, as Envoy counts it for
+//!    a queued request that wants one); no slot → refuse: [`CheckoutError::Overflow`] with
+//!    [`Limit::PendingRequests`] (`upstream_rq_pending_overflow`; not a connection overflow:
+//!    Envoy checks the pending limit first too).
+//!
+//! The queue is strict FIFO with hand-off (`pool/queue.rs`): a connection that goes idle, or a
+//! slot freed by a closed connection, goes to the oldest waiter directly. A waiter takes what
+//! frees first: an idle connection of whichever host just finished a request (no new connection
+//! is opened only to change hosts, unless the waiter avoids that host or wants a new
+//! connection: then that connection is closed and its slot is the waiter's), or a slot it opens
+//! to the balancer's pick at that moment. So under saturation hosts share in proportion to how
+//! fast they answer; below it, the balancer decides alone.
 //!
 //! Attaching takes a `max_requests` slot ([`Limit::Requests`] refuses otherwise). Each slot is a
-//! [`Permit`] dropped exactly when its work ends: a connection's slot lives in the connection's
-//! [`ConnGuard`], which the [`Connector`] keeps for as long as the socket is open.
+//! [`Permit`] dropped exactly when its work ends: a connection's slot is freed by whichever
+//! ends first, the pool closing the connection or the [`Connector`]'s [`ConnGuard`] (kept for as
+//! long as the socket is open).
 //!
-//! The request path takes no lock: idle connections sit in lock-free per-host queues, limits are
-//! atomics, and the pending queue is a [`Notify`] touched only while requests are queued.
+//! Host health: a host with a [`HealthFlag`] set (outlier ejection, failed active health check)
+//! is not usable: the balancers skip it (no panic mode, see [`crate::balance`]), its idle
+//! connections are closed when it becomes unusable ([`Cluster::set_health`]), and its busy ones
+//! close when their request ends instead of going idle.
+//!
+//! The request path takes no lock unless requests are queued: idle connections sit in lock-free
+//! per-host queues, limits and the queue's length are atomics.
+//!
+//! Time: the pool reads the clock in one place, [`Cluster::now`] (tokio's clock, which
+//! `tokio::time::pause` controls in tests), and connect timeouts are tokio timers on the same
+//! clock; what it decides from the time is a pure function of `now` ([`idle_expired`]).
+
+mod checkout;
+mod host;
+mod queue;
+mod slot;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use crossbeam_queue::SegQueue;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::balance::{Balancer, Policy};
 use crate::breaker::{Breakers, Limit, Permit, Thresholds};
-use crate::stats::{ClusterCounters, CodeStats, Gauge, HostCounters};
+use crate::stats::{ClusterCounters, CodeStats};
+pub use checkout::Checkout;
+pub use host::{HealthFlag, Host, HostInfo};
+use queue::{Queue, Trash};
+pub use slot::ConnGuard;
+use slot::{ConnSlot, CxSlot, Pooled, SlotSink};
 
 /// Settings of a cluster's connection pool that a reload may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +77,8 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// Requests per connection before it is closed; 0 = unlimited.
     pub max_requests_per_connection: u32,
+    /// How hosts are picked (Envoy's `lb_policy`, default round robin).
+    pub lb_policy: Policy,
 }
 
 impl Default for PoolSettings {
@@ -47,8 +87,14 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(3600),
             max_requests_per_connection: 0,
+            lb_policy: Policy::RoundRobin,
         }
     }
+}
+
+/// Whether a connection idle since `since` has passed `timeout` at `now`.
+pub fn idle_expired(since: Instant, now: Instant, timeout: Duration) -> bool {
+    now.saturating_duration_since(since) >= timeout
 }
 
 /// An open upstream connection as the pool sees it.
@@ -76,7 +122,7 @@ pub enum CheckoutError {
     /// A limit was reached (503, flag UO).
     #[error("overflow: {} reached", .0.threshold_name())]
     Overflow(Limit),
-    /// The cluster has no hosts (503, flag UH).
+    /// The cluster has no usable host (503, flag UH).
     #[error("no healthy upstream")]
     NoHealthyUpstream,
     /// Opening the connection failed (503, flag UF).
@@ -95,6 +141,16 @@ pub enum CheckoutError {
     },
 }
 
+/// How one request wants its connection ([`Cluster::checkout_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckoutOptions<'a> {
+    /// Hosts to leave out (a retry's hosts already tried), as long as another usable host
+    /// remains; otherwise any usable host.
+    pub avoid: &'a [SocketAddr],
+    /// Never an idle connection: a newly opened one (within the same limits).
+    pub fresh: bool,
+}
+
 /// What the stats and `/clusters` show of a cluster; shared by every pool type.
 #[derive(Debug)]
 pub struct ClusterInfo {
@@ -110,7 +166,6 @@ pub struct ClusterInfo {
     pub counters: ClusterCounters,
     /// `upstream_rq_<code>` / `upstream_rq_<N>xx` of responses sent downstream.
     pub codes: CodeStats,
-    pending_wakeup: Notify,
 }
 
 impl ClusterInfo {
@@ -122,103 +177,21 @@ impl ClusterInfo {
             high: Breakers::new(thresholds),
             counters: ClusterCounters::default(),
             codes: CodeStats::default(),
-            pending_wakeup: Notify::new(),
-        }
-    }
-
-    /// Wakes the first queued request, if any is queued. Callers publish what they freed
-    /// before calling; the fence pairs with the one in `checkout` so a wakeup is never lost.
-    fn wake_pending(&self) {
-        fence(Ordering::SeqCst);
-        if self.breakers.pending.current() > 0 {
-            self.pending_wakeup.notify_one();
         }
     }
 }
 
-/// What the stats and `/clusters` show of one host.
-#[derive(Debug)]
-pub struct HostInfo {
-    /// The address connections go to.
-    pub addr: SocketAddr,
-    /// The DNS name it was resolved from (empty for a literal address).
-    pub hostname: String,
-    /// Per-host counters.
-    pub counters: HostCounters,
-    /// Connections open (or opening) to this host.
-    pub cx_active: Gauge,
-    /// Requests in flight to this host.
-    pub rq_active: Gauge,
-}
+/// A snapshot of a cluster's hosts.
+type Hosts<T> = Arc<Vec<Arc<Host<T>>>>;
 
-/// Holds one connection slot for exactly the life of one connection, and keeps the gauges
-/// right when it ends.
-#[derive(Debug)]
-pub struct ConnGuard {
-    permit: Option<Permit>,
-    cluster: Arc<ClusterInfo>,
-    host: Arc<HostInfo>,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.host.cx_active.dec();
-        self.cluster.counters.upstream_cx_destroy.inc();
-        // Free the slot first, then wake a queued request that may use it.
-        drop(self.permit.take());
-        self.cluster.wake_pending();
-    }
-}
-
-struct Idle<T> {
-    conn: T,
-    uses: u32,
-    since: Instant,
-}
-
-/// An idle connection taken from a host's queue.
-type Found<T> = (Arc<Host<T>>, Idle<T>);
-
-/// One host of a cluster with its idle connections.
-pub struct Host<T> {
-    /// What the stats show of the host.
-    pub info: Arc<HostInfo>,
-    idle: SegQueue<Idle<T>>,
-}
-
-/// An upstream cluster: its hosts, breakers, stats and connection pool.
+/// An upstream cluster: its hosts, balancer, breakers, stats and connection pool.
 pub struct Cluster<C: Connector> {
     info: Arc<ClusterInfo>,
     hosts: ArcSwap<Vec<Arc<Host<C::Conn>>>>,
-    rr: AtomicUsize,
+    balancer: Balancer,
+    queue: Queue<C::Conn>,
     settings: ArcSwap<PoolSettings>,
     connector: C,
-}
-
-/// A connection checked out for one request. Call [`Checkout::release`] when the response is
-/// complete and the connection may be reused; dropping it otherwise closes the connection.
-/// Either way the request's `max_requests` slot is freed.
-pub struct Checkout<C: Connector> {
-    conn: Option<C::Conn>,
-    uses: u32,
-    reused: bool,
-    host: Arc<Host<C::Conn>>,
-    cluster: Arc<Cluster<C>>,
-    _request: Permit,
-}
-
-/// Counts `upstream_rq_cancelled` if a queued request's future is dropped while it waits.
-struct PendingWait<'a> {
-    counters: &'a ClusterCounters,
-    done: bool,
-}
-
-impl Drop for PendingWait<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.counters.upstream_rq_cancelled.inc();
-        }
-    }
 }
 
 impl<C: Connector> Cluster<C> {
@@ -227,7 +200,8 @@ impl<C: Connector> Cluster<C> {
         Cluster {
             info: Arc::new(ClusterInfo::new(name, thresholds)),
             hosts: ArcSwap::from_pointee(Vec::new()),
-            rr: AtomicUsize::new(0),
+            balancer: Balancer::new(),
+            queue: Queue::default(),
             settings: ArcSwap::from_pointee(settings),
             connector,
         }
@@ -248,31 +222,43 @@ impl<C: Connector> Cluster<C> {
         **self.settings.load()
     }
 
+    /// The time as the pool sees it: tokio's clock (paused and advanced by tests).
+    pub fn now(&self) -> Instant {
+        Instant::now()
+    }
+
     /// Applies new limits and settings in place; in-flight work keeps its slots. When
     /// `max_connections` is lowered below the connections open now, idle connections above the
     /// new limit are closed at once and busy ones are closed when their request ends, so the
-    /// limit holds for reused connections too.
-    pub fn reconfigure(&self, thresholds: Thresholds, settings: PoolSettings) {
+    /// limit holds for reused connections too. A raised limit serves queued requests at once.
+    pub fn reconfigure(self: &Arc<Self>, thresholds: Thresholds, settings: PoolSettings) {
         self.info.breakers.set_thresholds(thresholds);
         self.info.high.set_thresholds(thresholds);
         self.settings.store(Arc::new(settings));
         let cx = &self.info.breakers.connections;
-        let mut excess = cx.current().saturating_sub(cx.max());
         for host in self.hosts.load().iter() {
-            while excess > 0 {
+            while cx.current() > cx.max() {
                 let Some(idle) = host.idle.pop() else { break };
                 drop(idle);
-                excess -= 1;
             }
         }
-        // A raised limit may admit queued requests.
-        self.info.pending_wakeup.notify_waiters();
+        if !self.queue.is_empty() {
+            self.dispatch(None);
+        }
     }
 
-    /// Replaces the host list (after DNS resolution). Hosts that stay keep their stats and idle
-    /// connections; removed hosts are dropped once no request uses them.
+    /// Replaces the host list (after DNS resolution). Hosts that stay keep their stats, health
+    /// and idle connections; a new host starts usable; a removed host's idle connections are
+    /// closed at once and its busy ones when their request ends.
     pub fn set_hosts(&self, addrs: &[(SocketAddr, String)]) {
-        let old = self.hosts.load();
+        self.set_hosts_with(addrs, &[]);
+    }
+
+    /// Like [`Cluster::set_hosts`], but a new host starts with `new_host_flags` set (Envoy
+    /// starts a host `/failed_active_hc` while a health checker has not passed it yet), so no
+    /// request reaches it before its first check.
+    pub fn set_hosts_with(&self, addrs: &[(SocketAddr, String)], new_host_flags: &[HealthFlag]) {
+        let old = self.hosts.load_full();
         let new: Vec<_> = addrs
             .iter()
             .map(|(addr, hostname)| {
@@ -280,27 +266,46 @@ impl<C: Connector> Cluster<C> {
                     .find(|h| h.info.addr == *addr)
                     .cloned()
                     .unwrap_or_else(|| {
-                        Arc::new(Host {
-                            info: Arc::new(HostInfo {
-                                addr: *addr,
-                                hostname: hostname.clone(),
-                                counters: HostCounters::default(),
-                                cx_active: Gauge::default(),
-                                rq_active: Gauge::default(),
-                            }),
-                            idle: SegQueue::new(),
-                        })
+                        let host = Host::new(*addr, hostname.clone());
+                        for f in new_host_flags {
+                            host.info.set_flag(*f, true);
+                        }
+                        Arc::new(host)
                     })
             })
             .collect();
         if new.len() != old.len() || new.iter().zip(old.iter()).any(|(a, b)| !Arc::ptr_eq(a, b)) {
             self.hosts.store(Arc::new(new));
+            for gone in old
+                .iter()
+                .filter(|h| !addrs.iter().any(|(a, _)| *a == h.info.addr))
+            {
+                gone.removed.store(true, Ordering::Release);
+                gone.close_idle();
+            }
         }
     }
 
-    /// Gets a connection for one request: see the module docs for the exact order of checks.
+    /// Sets (`failed = true`) or clears one health flag of the host at `addr`, as outlier
+    /// detection and active health checks decide. A host that becomes unusable gets no new
+    /// request and its idle connections are closed at once (their slots go to queued requests);
+    /// its requests in flight finish, and their connections close instead of going idle.
+    /// Returns whether the host is usable now, or `None` if the cluster has no such host.
+    pub fn set_health(&self, addr: SocketAddr, flag: HealthFlag, failed: bool) -> Option<bool> {
+        let hosts = self.hosts.load_full();
+        let host = hosts.iter().find(|h| h.info.addr == addr)?;
+        let was = host.info.set_flag(flag, failed);
+        let now = host.info.usable();
+        if was && !now {
+            host.close_idle();
+        }
+        Some(now)
+    }
+
+    /// Gets a connection for one request, to the balancer's pick: see the module docs for the
+    /// exact order of checks.
     pub async fn checkout(self: &Arc<Self>) -> Result<Checkout<C>, CheckoutError> {
-        self.checkout_with(true).await
+        self.checkout_with(CheckoutOptions::default()).await
     }
 
     /// Like [`Cluster::checkout`], but never hands out an idle connection: the request gets a
@@ -308,71 +313,112 @@ impl<C: Connector> Cluster<C> {
     /// opened now). For a request that may be sent again because a reused connection turned out
     /// closed by its peer: other idle connections may be just as stale.
     pub async fn checkout_new(self: &Arc<Self>) -> Result<Checkout<C>, CheckoutError> {
-        self.checkout_with(false).await
+        self.checkout_with(CheckoutOptions {
+            fresh: true,
+            ..CheckoutOptions::default()
+        })
+        .await
     }
 
-    async fn checkout_with(self: &Arc<Self>, reuse: bool) -> Result<Checkout<C>, CheckoutError> {
+    /// Gets a connection as `opts` asks (hosts to avoid, a fresh connection): see the module
+    /// docs for the exact order of checks.
+    pub async fn checkout_with(
+        self: &Arc<Self>,
+        opts: CheckoutOptions<'_>,
+    ) -> Result<Checkout<C>, CheckoutError> {
         let hosts = self.hosts.load_full();
-        if hosts.is_empty() {
-            self.info.counters.upstream_cx_none_healthy.inc();
-            return Err(CheckoutError::NoHealthyUpstream);
-        }
-        let start = self.rr.fetch_add(1, Ordering::Relaxed) % hosts.len();
-        if let Some((host, idle)) = reuse.then(|| self.pop_idle(&hosts, start)).flatten() {
-            return self.attach(host, idle);
-        }
-        if let Some(slot) = self.info.breakers.connections.try_acquire_quiet() {
-            return self.open(hosts[start].clone(), slot).await;
-        }
-        self.info.counters.upstream_cx_overflow.inc();
-        let Some(pending) = self.info.breakers.pending.try_acquire() else {
-            self.info.counters.upstream_rq_pending_overflow.inc();
-            return Err(CheckoutError::Overflow(Limit::PendingRequests));
-        };
-        self.info.counters.upstream_rq_pending_total.inc();
-        let mut wait = PendingWait {
-            counters: &self.info.counters,
-            done: false,
-        };
-        loop {
-            // Register for a wakeup *before* re-checking, so a release between the check and
-            // the await still wakes us.
-            let notified = self.info.pending_wakeup.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            fence(Ordering::SeqCst);
-            let hosts = self.hosts.load_full();
-            if !hosts.is_empty() {
-                let pick = self.rr.fetch_add(1, Ordering::Relaxed) % hosts.len();
-                if let Some((host, idle)) = reuse.then(|| self.pop_idle(&hosts, pick)).flatten() {
-                    wait.done = true;
-                    drop(pending);
-                    return self.attach(host, idle);
+        if self.queue.is_empty() {
+            let Some(i) = self.pick(&hosts, opts.avoid) else {
+                return Err(self.none_healthy());
+            };
+            let host = &hosts[i];
+            if !opts.fresh {
+                let mut closed = Trash::new();
+                if let Some(conn) = self.pop_idle(host, self.now(), &mut closed) {
+                    return self.attach(host.clone(), conn);
                 }
-                if let Some(slot) = self.info.breakers.connections.try_acquire_quiet() {
-                    wait.done = true;
-                    drop(pending);
-                    return self.open(hosts[pick].clone(), slot).await;
-                }
+                drop(closed); // their slots free up before the next step looks
             }
-            notified.await;
+            let mut closed = Trash::new();
+            let slot = self
+                .try_slot()
+                .or_else(|| self.slot_of_idle(&hosts, i, opts.fresh, &mut closed));
+            drop(closed);
+            if let Some(slot) = slot {
+                return self.open(host.clone(), slot).await;
+            }
+        } else if !hosts.iter().any(|h| h.info.usable()) {
+            return Err(self.none_healthy());
         }
+        // Boxed: the queue's path is rare and its future large; inline, it would make every
+        // request's future (moved on the request path) larger.
+        Box::pin(self.wait(&hosts, opts)).await
     }
 
-    fn pop_idle(&self, hosts: &[Arc<Host<C::Conn>>], start: usize) -> Option<Found<C::Conn>> {
+    fn none_healthy(&self) -> CheckoutError {
+        self.info.counters.upstream_cx_none_healthy.inc();
+        CheckoutError::NoHealthyUpstream
+    }
+
+    /// The balancer's pick among `hosts`.
+    fn pick(&self, hosts: &[Arc<Host<C::Conn>>], avoid: &[SocketAddr]) -> Option<usize> {
+        let policy = self.settings.load().lb_policy;
+        let random = match policy {
+            Policy::LeastRequest => fastrand::u64(..),
+            Policy::RoundRobin => 0,
+        };
+        self.balancer.pick(policy, hosts, avoid, random)
+    }
+
+    /// A `max_connections` slot, if one is free.
+    fn try_slot(self: &Arc<Self>) -> Option<CxSlot> {
+        let permit = self.info.breakers.connections.try_acquire_quiet()?;
+        Some(self.slot(permit))
+    }
+
+    fn slot(self: &Arc<Self>, permit: Permit) -> CxSlot {
+        let sink: Weak<dyn SlotSink> = Arc::downgrade(self) as Weak<Self>;
+        CxSlot::new(permit, sink)
+    }
+
+    /// The slot of an idle connection of another host than `hosts[picked]` (of any host when
+    /// `fresh`), closing that connection: the limit is full and the picked host has none.
+    fn slot_of_idle(
+        &self,
+        hosts: &Hosts<C::Conn>,
+        picked: usize,
+        fresh: bool,
+        trash: &mut Trash<C::Conn>,
+    ) -> Option<CxSlot> {
+        let now = self.now();
+        let n = hosts.len();
+        let skip = usize::from(!fresh);
+        (skip..n).find_map(|k| {
+            let host = &hosts[(picked + k) % n];
+            self.pop_idle(host, now, trash)?.into_slot()
+        })
+    }
+
+    /// An idle connection of `host` that is still open and not past the idle timeout; the
+    /// others (and all of an unusable host's) go to `trash` to be closed.
+    fn pop_idle(
+        &self,
+        host: &Host<C::Conn>,
+        now: Instant,
+        trash: &mut Trash<C::Conn>,
+    ) -> Option<Pooled<C::Conn>> {
         let idle_timeout = self.settings.load().idle_timeout;
-        for i in 0..hosts.len() {
-            let host = &hosts[(start + i) % hosts.len()];
-            while let Some(idle) = host.idle.pop() {
-                if !idle.conn.is_open() {
-                    continue; // closed by the upstream; its guard already freed the slot
-                }
-                if idle.since.elapsed() >= idle_timeout {
-                    self.info.counters.upstream_cx_idle_timeout.inc();
-                    continue; // dropping it closes it
-                }
-                return Some((host.clone(), idle));
+        while let Some(idle) = host.idle.pop() {
+            if !idle.conn.as_ref().is_some_and(Connection::is_open) || !host.poolable() {
+                trash.push(idle); // closed by the upstream, or the host left the rotation
+                continue;
             }
+            if idle_expired(idle.since, now, idle_timeout) {
+                self.info.counters.upstream_cx_idle_timeout.inc();
+                trash.push(idle);
+                continue;
+            }
+            return Some(idle);
         }
         None
     }
@@ -380,35 +426,37 @@ impl<C: Connector> Cluster<C> {
     async fn open(
         self: &Arc<Self>,
         host: Arc<Host<C::Conn>>,
-        slot: Permit,
+        slot: CxSlot,
     ) -> Result<Checkout<C>, CheckoutError> {
         let c = &self.info.counters;
         c.upstream_cx_total.inc();
         c.upstream_cx_http1_total.inc();
         host.info.counters.cx_total.inc();
-        host.info.cx_active.inc();
+        let conn_slot = ConnSlot::open(slot, self.info.clone(), host.info.clone());
         let guard = ConnGuard {
-            permit: Some(slot),
-            cluster: self.info.clone(),
-            host: host.info.clone(),
+            slot: conn_slot.clone(),
         };
         let addr = host.info.addr;
         let timeout = self.settings.load().connect_timeout;
-        match tokio::time::timeout(timeout, self.connector.connect(addr, guard)).await {
-            Ok(Ok(conn)) => self.attach(
-                host,
-                Idle {
-                    conn,
+        let result = tokio::time::timeout(timeout, self.connector.connect(addr, guard)).await;
+        match result {
+            Ok(Ok(conn)) => {
+                let conn = Pooled {
+                    conn: Some(conn),
+                    slot: conn_slot,
                     uses: 0,
-                    since: Instant::now(),
-                },
-            ),
+                    since: self.now(),
+                };
+                self.attach(host, conn)
+            }
             Ok(Err(source)) => {
+                conn_slot.free();
                 c.upstream_cx_connect_fail.inc();
                 host.info.counters.cx_connect_fail.inc();
                 Err(CheckoutError::ConnectFailed { addr, source })
             }
             Err(_) => {
+                conn_slot.free();
                 c.upstream_cx_connect_fail.inc();
                 c.upstream_cx_connect_timeout.inc();
                 host.info.counters.cx_connect_fail.inc();
@@ -420,78 +468,23 @@ impl<C: Connector> Cluster<C> {
     fn attach(
         self: &Arc<Self>,
         host: Arc<Host<C::Conn>>,
-        idle: Idle<C::Conn>,
+        conn: Pooled<C::Conn>,
     ) -> Result<Checkout<C>, CheckoutError> {
         let Some(request) = self.info.breakers.requests.try_acquire() else {
             self.info.counters.upstream_rq_active_overflow.inc();
-            host.idle.push(idle);
-            self.info.wake_pending();
+            self.offer(host, conn);
             return Err(CheckoutError::Overflow(Limit::Requests));
         };
         self.info.counters.upstream_rq_total.inc();
         host.info.counters.rq_total.inc();
         host.info.rq_active.inc();
         Ok(Checkout {
-            reused: idle.uses > 0,
-            conn: Some(idle.conn),
-            uses: idle.uses,
+            reused: conn.uses > 0,
+            conn: Some(conn),
             host,
             cluster: self.clone(),
-            _request: request,
+            request: Some(request),
         })
-    }
-}
-
-impl<C: Connector> Checkout<C> {
-    /// The connection.
-    pub fn conn(&mut self) -> &mut C::Conn {
-        self.conn
-            .as_mut()
-            .expect("a checkout holds its connection until released")
-    }
-
-    /// What the stats show of the host this connection goes to.
-    pub fn host(&self) -> &Arc<HostInfo> {
-        &self.host.info
-    }
-
-    /// Whether the connection already carried requests before this one (a request that fails
-    /// on a reused connection before it was sent may safely be tried on a new one).
-    pub fn reused(&self) -> bool {
-        self.reused
-    }
-
-    /// The cluster's stats.
-    pub fn cluster(&self) -> &Arc<ClusterInfo> {
-        &self.cluster.info
-    }
-
-    /// Ends the request: a `reusable` open connection goes back to the idle queue (waking a
-    /// queued request); otherwise it is closed.
-    pub fn release(mut self, reusable: bool) {
-        if let Some(conn) = self.conn.take() {
-            let uses = self.uses + 1;
-            let max = self.cluster.settings.load().max_requests_per_connection;
-            let cx = &self.cluster.info.breakers.connections;
-            if max != 0 && uses >= max {
-                self.cluster.info.counters.upstream_cx_max_requests.inc();
-            } else if cx.current() > cx.max() {
-                // The limit was lowered: close rather than keep an extra connection.
-            } else if reusable && conn.is_open() {
-                self.host.idle.push(Idle {
-                    conn,
-                    uses,
-                    since: Instant::now(),
-                });
-                self.cluster.info.wake_pending();
-            }
-        }
-    }
-}
-
-impl<C: Connector> Drop for Checkout<C> {
-    fn drop(&mut self) {
-        self.host.info.rq_active.dec();
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use mesh_core::breaker::{Breakers, Limit};
+use mesh_core::pool::{HealthFlag, HostInfo};
 use mesh_core::stats::{StatType, Visit};
 use serde_json::{json, Value};
 
@@ -135,7 +136,7 @@ fn cluster_stats(c: &AnyCluster, out: &mut Vec<(String, StatType, u64)>) {
     emit(
         format!("{p}membership_healthy"),
         StatType::Gauge,
-        hosts.len() as u64,
+        hosts.iter().filter(|h| h.usable()).count() as u64,
     );
     breaker_stats(
         &format!("{p}circuit_breakers.default."),
@@ -449,7 +450,7 @@ pub fn clusters_text(view: &View) -> String {
                 let _ = writeln!(out, "{n}::{a}::{k}::{v}");
             }
             let _ = writeln!(out, "{n}::{a}::hostname::{}", h.hostname);
-            let _ = writeln!(out, "{n}::{a}::health_flags::healthy");
+            let _ = writeln!(out, "{n}::{a}::health_flags::{}", h.health_flags());
             let _ = writeln!(out, "{n}::{a}::weight::1");
             for k in ["region", "zone", "sub_zone"] {
                 let _ = writeln!(out, "{n}::{a}::{k}::");
@@ -516,7 +517,7 @@ pub fn clusters_json(view: &View) -> String {
                                 "address": h.addr.ip().to_string(),
                                 "port_value": h.addr.port()}},
                             "stats": stats,
-                            "health_status": {"eds_health_status": "HEALTHY"},
+                            "health_status": health_status(h),
                             "weight": 1,
                             "hostname": h.hostname,
                             "locality": {},
@@ -540,6 +541,19 @@ pub fn clusters_json(view: &View) -> String {
         .unwrap_or_else(|_| "{}".into());
     out.push('\n');
     out
+}
+
+/// Envoy's `health_status` of a host in `/clusters?format=json`: the set flags as `true`
+/// (`failed_active_health_check`, `failed_outlier_check`), and `eds_health_status`.
+fn health_status(h: &HostInfo) -> Value {
+    let mut v = json!({"eds_health_status": "HEALTHY"});
+    if h.failed(HealthFlag::FailedActiveHc) {
+        v["failed_active_health_check"] = json!(true);
+    }
+    if h.failed(HealthFlag::FailedOutlierCheck) {
+        v["failed_outlier_check"] = json!(true);
+    }
+    v
 }
 
 #[cfg(test)]
