@@ -207,6 +207,9 @@ pub struct Record {
     pub upstream_cluster: Option<Arc<str>>,
     /// `%RESPONSE_CODE_DETAILS%`
     pub details: &'static str,
+    /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`: attempts sent upstream (0 = none; retries add one
+    /// each).
+    pub attempts: u32,
 }
 
 /// How lines are rendered.
@@ -366,6 +369,7 @@ mod tests {
             upstream_host: Some("10.0.2.1:80".parse().expect("addr")),
             upstream_cluster: None,
             details: "via_upstream",
+            attempts: 1,
         }
         .with_flags(flags)
     }

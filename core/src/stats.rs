@@ -92,9 +92,25 @@ pub fn prometheus_name(s: &str) -> String {
 
 /// The `_`-separated words that mark a counter as recording a fault or a refusal (see
 /// [`kept_on_reset`]).
-pub const FAULT_WORDS: [&str; 15] = [
-    "refused", "overflow", "fail", "failure", "fault", "timeout", "error", "errors", "reset",
-    "dropped", "skipped", "eject", "no", "none", "large",
+pub const FAULT_WORDS: [&str; 18] = [
+    "refused",
+    "overflow",
+    "fail",
+    "failure",
+    "fault",
+    "timeout",
+    "error",
+    "errors",
+    "reset",
+    "dropped",
+    "skipped",
+    "eject",
+    "ejections",
+    "exceeded",
+    "abandoned",
+    "no",
+    "none",
+    "large",
 ];
 
 /// Whether `POST /reset_counters` leaves this counter alone. The rule, in one place: a counter

@@ -293,6 +293,15 @@ impl Admin {
                     for h in c.hosts() {
                         h.counters.reset();
                     }
+                    if let crate::server::AnyCluster::Tcp(u) = c {
+                        u.retry_stats.reset();
+                        if let Some(d) = u.outlier() {
+                            d.stats().reset();
+                        }
+                        if let Some(h) = u.health() {
+                            h.stats().reset();
+                        }
+                    }
                 }
                 for (_, _, _, s) in &view.listeners {
                     s.reset();

@@ -36,9 +36,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("response cut by meshd: {0}")]
 pub struct CutError(&'static str);
 
-/// The client's request body on its way upstream.
+/// The client's request body on its way upstream: streamed from the client, or sent again from
+/// what meshd buffered for a retry ([`RequestBody::replay`]).
 pub struct RequestBody {
     inner: Option<Incoming>,
+    /// Buffered frames, sent before `inner` (a retry's copy has no `inner`).
+    buffered: std::collections::VecDeque<Frame<Bytes>>,
     progress: Arc<Progress>,
 }
 
@@ -47,6 +50,7 @@ impl RequestBody {
     pub fn new(inner: Incoming, progress: Arc<Progress>) -> Self {
         RequestBody {
             inner: Some(inner),
+            buffered: Default::default(),
             progress,
         }
     }
@@ -55,8 +59,34 @@ impl RequestBody {
     pub fn emptied(&self) -> Self {
         RequestBody {
             inner: None,
+            buffered: Default::default(),
             progress: self.progress.clone(),
         }
+    }
+
+    /// A body of frames meshd already read from the client (counted then), followed by the
+    /// rest of `inner` when the client's body was longer than what was buffered.
+    pub fn replay(
+        frames: std::collections::VecDeque<Frame<Bytes>>,
+        inner: Option<Incoming>,
+        progress: Arc<Progress>,
+    ) -> Self {
+        RequestBody {
+            inner,
+            buffered: frames,
+            progress,
+        }
+    }
+
+    /// The client's body still to read and the request's progress (frames already buffered
+    /// are dropped: take them first).
+    pub fn into_parts(self) -> (Option<Incoming>, Arc<Progress>) {
+        (self.inner, self.progress)
+    }
+
+    /// The request's progress.
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
     }
 }
 
@@ -90,6 +120,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        if let Some(frame) = this.buffered.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -115,13 +148,27 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.buffered.is_empty() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        let buffered: u64 = self
+            .buffered
+            .iter()
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .sum();
+        match &self.inner {
+            None => SizeHint::with_exact(buffered),
+            Some(i) => {
+                let h = i.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + buffered);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + buffered);
+                }
+                out
+            }
+        }
     }
 }
 

@@ -145,6 +145,11 @@ pub struct Args {
     #[arg(long, env = "MESHD_REQUEST_HEADERS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub request_headers_timeout: Duration,
 
+    /// Append every outlier ejection and unejection here, one JSON line each (Envoy's
+    /// `outlier_log_path` events). They are logged either way.
+    #[arg(long, env = "MESHD_OUTLIER_LOG", value_name = "FILE")]
+    pub outlier_log: Option<PathBuf>,
+
     /// How often DNS names of upstream hosts are resolved again.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub dns_refresh: Duration,

@@ -15,6 +15,7 @@ pub mod control;
 pub mod health;
 pub mod proxy;
 pub mod render;
+pub mod resilience;
 pub mod server;
 pub mod upstream;
 
@@ -128,7 +129,20 @@ async fn serve(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let server = Server::new(args.dns_refresh, args.request_headers_timeout);
+    let events = match crate::resilience::EventLog::open(args.outlier_log.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!(
+                "meshd: outlier event log {} : {e}",
+                args.outlier_log
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let server = Server::new(args.dns_refresh, args.request_headers_timeout, events);
     let stats = Arc::new(ServerStats::default());
     let admin = Arc::new(Admin {
         server: server.clone(),

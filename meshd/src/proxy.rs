@@ -27,27 +27,31 @@
 //! logged.
 
 mod headers;
+mod outgoing;
 pub mod reply;
+mod send;
 pub mod timeout;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
-use mesh_core::accesslog::{Flags, Record, Writer};
+use mesh_core::accesslog::{Flags, Record, ResponseFlag, Writer};
 use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::Routing;
 use mesh_core::stats::HttpStats;
 
 use crate::body::{Completion, RequestBody, ResponseBody};
-use crate::upstream::TcpCluster;
+use crate::resilience::Upstream;
+use mesh_core::retry::{Decision, Outcome, RetryContext, RetryPolicy, RetryState};
+use outgoing::{BodyFailed, Outgoing};
 use reply::LocalReply;
 use timeout::{Expired, Progress, RequestBodyError, Timers};
 
@@ -59,7 +63,7 @@ pub struct ListenerTable {
     /// Where requests go.
     pub routing: Arc<Routing>,
     /// The clusters routing may name.
-    pub clusters: std::collections::HashMap<String, Arc<TcpCluster>>,
+    pub clusters: std::collections::HashMap<String, Arc<crate::resilience::Upstream>>,
     /// A gateway's admission cluster.
     pub admission: Option<Arc<SlotCluster>>,
     /// The node's access log.
@@ -188,6 +192,7 @@ pub async fn handle(
         upstream_host: None,
         upstream_cluster: None,
         details: "via_upstream",
+        attempts: 0,
     };
     let progress = Arc::new(Progress::new(body.is_end_stream()));
     let mut done = Completion::new(listener, table.log.clone(), record);
@@ -215,10 +220,10 @@ pub async fn handle(
         done.listener.stats.counters.no_route.inc();
         return Ok(local_reply(LocalReply::NoRoute, done));
     };
-    let Some(cluster) = table.clusters.get(action.cluster).cloned() else {
+    let Some(upstream) = table.clusters.get(action.cluster).cloned() else {
         return Ok(local_reply(LocalReply::ClusterNotFound, done));
     };
-    done.record.upstream_cluster = Some(cluster.info().shared_name.clone());
+    done.record.upstream_cluster = Some(upstream.pool.info().shared_name.clone());
     if let Some(p) = &action.path {
         let pq = match parts.uri.query() {
             Some(q) => format!("{p}?{q}"),
@@ -242,26 +247,202 @@ pub async fn handle(
         action.timeout.unwrap_or(table.timeout),
         action.idle_timeout.unwrap_or(table.idle_timeout),
     );
-    let req = Request::from_parts(parts, RequestBody::new(body, progress));
 
-    // 4–6. Connection, send, response headers, under the timers.
-    let mut tried = None;
-    let outcome = tokio::select! {
-        biased;
-        o = send(&cluster, req, &mut tried) => o,
-        e = timers.expired() => Err(Failure::Expired(e)),
+    // 4. A request that may be retried keeps its body (up to 64 KiB) to send it again.
+    let policy = action.retry.unwrap_or_default();
+    let body = RequestBody::new(body, progress);
+    let outgoing = if policy.num_retries > 0 && !policy.retry_on.is_empty() {
+        tokio::select! {
+            biased;
+            o = Outgoing::buffered(parts, body) => match o {
+                Ok(o) => o,
+                Err(BodyFailed) => {
+                    let reply = client_failure(&mut done).unwrap_or(LocalReply::DownstreamDisconnected);
+                    return Ok(local_reply(reply, done));
+                }
+            },
+            e = timers.expired() => return Ok(fail(Failure::Expired(e), upstream.pool.info(), None, done)),
+        }
+    } else {
+        Outgoing::streaming(parts, body)
     };
-    match outcome {
-        Ok(sent) => Ok(forward(sent, done, timers)),
-        Err(f) => Ok(fail(f, cluster.info(), tried, done)),
+
+    // 5–7. Attempts: connection, send, response headers, under the timers; retried as the
+    // route's policy and the cluster's budget allow.
+    Ok(attempts(&upstream, outgoing, policy, timers, done).await)
+}
+
+/// Sends the request until an attempt's outcome is final (see the module docs, 5–7).
+async fn attempts(
+    upstream: &Arc<Upstream>,
+    mut out: Outgoing,
+    policy: RetryPolicy,
+    mut timers: Timers,
+    mut done: Completion,
+) -> Response<ResponseBody> {
+    let info = upstream.pool.info().clone();
+    let mut retry = RetryState::new(policy);
+    if !out.replayable() {
+        retry.abandon(&upstream.retry_stats);
+    }
+    let mut avoid: Vec<SocketAddr> = Vec::new();
+    let mut rng = fastrand::Rng::new();
+    loop {
+        let Some(req) = out.request() else {
+            // Unreachable: a body that cannot be sent again is never retried.
+            return local_reply(LocalReply::UpstreamReset, done);
+        };
+        done.record.attempts += 1;
+        let mut tried = None;
+        let per_try = retry.per_try_timeout().filter(|d| !d.is_zero());
+        let attempt = send::send(&upstream.pool, req, &mut tried, &avoid);
+        let result = tokio::select! {
+            biased;
+            r = within(per_try, attempt) => r,
+            e = timers.expired() => Err(Failure::Expired(e)),
+        };
+        let host = tried
+            .as_ref()
+            .map(|h| h.addr)
+            .or_else(|| failed_host(&result));
+        let Some(outcome) = outcome_of(&result, &done) else {
+            return finish(result, &info, tried, timers, done);
+        };
+        if let Some(h) = host {
+            upstream.record(h, &outcome);
+        }
+        let ctx = RetryContext {
+            active_requests: info.breakers.requests.current(),
+            budget: upstream.budget(),
+            max_retries: &info.breakers.retries,
+            stats: &upstream.retry_stats,
+        };
+        match retry.record(&outcome, &ctx, rng.u64(..)) {
+            Decision::Retry { after } if out.replayable() => {
+                discard(result, &info);
+                if let Some(h) = host {
+                    avoid.push(h);
+                }
+                tracing::debug!(cluster = %info.name, ?outcome, after_ms = after.as_millis() as u64, "retrying");
+                tokio::select! {
+                    biased;
+                    () = tokio::time::sleep(after) => {}
+                    e = timers.expired() => return fail(Failure::Expired(e), &info, None, done),
+                }
+            }
+            Decision::LimitExceeded => {
+                done.record
+                    .flags
+                    .insert(ResponseFlag::UpstreamRetryLimitExceeded);
+                return finish(result, &info, tried, timers, done);
+            }
+            Decision::Overflow(_) => {
+                done.record.flags.insert(ResponseFlag::UpstreamOverflow);
+                return finish(result, &info, tried, timers, done);
+            }
+            _ => return finish(result, &info, tried, timers, done),
+        }
     }
 }
 
-/// Why a request got no upstream response head.
+/// Runs an attempt under its per-try timeout, if it has one.
+async fn within(
+    per_try: Option<Duration>,
+    attempt: impl std::future::Future<Output = Result<Sent, Failure>>,
+) -> Result<Sent, Failure> {
+    match per_try {
+        None => attempt.await,
+        Some(d) => tokio::time::timeout(d, attempt)
+            .await
+            .unwrap_or(Err(Failure::PerTryTimeout)),
+    }
+}
+
+/// What an attempt ended with, for the retry decision and outlier detection; `None` when the
+/// request cannot go on at all (no usable host, the client's body failed).
+fn outcome_of(result: &Result<Sent, Failure>, done: &Completion) -> Option<Outcome> {
+    Some(match result {
+        Ok((_, resp, _)) => Outcome::from_response(resp.status().as_u16(), resp.headers()),
+        Err(Failure::Checkout(CheckoutError::Overflow(_))) => Outcome::LocalOverflow,
+        Err(Failure::Checkout(CheckoutError::NoHealthyUpstream)) => return None,
+        Err(Failure::Checkout(CheckoutError::ConnectFailed { .. })) => Outcome::ConnectFailure,
+        Err(Failure::Checkout(CheckoutError::ConnectTimeout { .. })) => Outcome::ConnectTimeout,
+        Err(Failure::Reset(_, _, sent)) => {
+            if done
+                .progress
+                .as_ref()
+                .and_then(|p| p.request_error())
+                .is_some()
+            {
+                return None;
+            }
+            Outcome::Reset {
+                request_sent: *sent,
+            }
+        }
+        Err(Failure::PerTryTimeout) => Outcome::PerTryTimeout,
+        Err(Failure::Expired(_)) => Outcome::GlobalTimeout,
+    })
+}
+
+/// The host a failed checkout was about.
+fn failed_host(result: &Result<Sent, Failure>) -> Option<SocketAddr> {
+    match result {
+        Err(Failure::Checkout(
+            CheckoutError::ConnectFailed { addr, .. } | CheckoutError::ConnectTimeout { addr },
+        )) => Some(*addr),
+        Err(Failure::Reset(addr, ..)) => Some(*addr),
+        _ => None,
+    }
+}
+
+/// An attempt that is retried: its response is dropped (closing its connection) and counted.
+fn discard(result: Result<Sent, Failure>, info: &ClusterInfo) {
+    match result {
+        Ok((checkout, resp, _)) => {
+            let code = resp.status().as_u16();
+            info.codes.record(code);
+            info.counters.upstream_rq_completed.inc();
+            count_host(checkout.host(), code);
+        }
+        Err(Failure::Reset(..)) => info.counters.upstream_rq_rx_reset.inc(),
+        Err(Failure::PerTryTimeout) => info.counters.upstream_rq_tx_reset.inc(),
+        Err(_) => {}
+    }
+}
+
+/// The client gets the last attempt's answer.
+fn finish(
+    result: Result<Sent, Failure>,
+    info: &ClusterInfo,
+    tried: Option<Arc<HostInfo>>,
+    timers: Timers,
+    done: Completion,
+) -> Response<ResponseBody> {
+    match result {
+        Ok(sent) => forward(sent, done, timers),
+        Err(f) => fail(f, info, tried, done),
+    }
+}
+
+fn count_host(host: &HostInfo, code: u16) {
+    if code >= 500 {
+        host.counters.rq_error.inc();
+    } else {
+        host.counters.rq_success.inc();
+    }
+}
+
+/// Why an attempt got no upstream response head.
 enum Failure {
+    /// The pool refused or could not connect.
     Checkout(CheckoutError),
+    /// The request's own timers.
     Expired(Expired),
-    Reset(SocketAddr, hyper::Error),
+    /// The attempt's per-try timeout.
+    PerTryTimeout,
+    /// The connection closed or broke; `true` when request bytes had been written.
+    Reset(SocketAddr, hyper::Error, bool),
 }
 
 type Sent = (crate::upstream::TcpCheckout, Response<Incoming>, Duration);
@@ -276,11 +457,7 @@ fn forward(sent: Sent, mut done: Completion, timers: Timers) -> Response<Respons
     info.codes.record(code);
     info.counters.upstream_rq_completed.inc();
     let host = checkout.host();
-    if code >= 500 {
-        host.counters.rq_error.inc();
-    } else {
-        host.counters.rq_success.inc();
-    }
+    count_host(host, code);
     headers::strip_hop_by_hop(&mut rparts.headers);
     let ms = service_time.as_millis() as u64;
     rparts
@@ -303,7 +480,7 @@ fn fail(
     host: Option<Arc<HostInfo>>,
     mut done: Completion,
 ) -> Response<ResponseBody> {
-    if matches!(f, Failure::Expired(_)) && host.is_some() {
+    if matches!(f, Failure::Expired(_) | Failure::PerTryTimeout) && host.is_some() {
         cluster.counters.upstream_rq_tx_reset.inc();
     }
     let reply = match f {
@@ -325,14 +502,18 @@ fn fail(
             let request_complete = done.progress.as_ref().is_none_or(|p| p.request_complete());
             LocalReply::StreamIdle { request_complete }
         }
-        Failure::Reset(addr, e) => {
+        Failure::PerTryTimeout => {
+            cluster.counters.upstream_rq_timeout.inc();
+            if let Some(h) = &host {
+                h.counters.rq_timeout.inc();
+            }
+            cluster.codes.record(504);
+            LocalReply::PerTryTimeout
+        }
+        Failure::Reset(addr, e, _) => {
             done.record.upstream_host = Some(addr);
-            match done.progress.as_ref().and_then(|p| p.request_error()) {
-                Some(RequestBodyError::Protocol) => LocalReply::DownstreamProtocolError,
-                Some(RequestBodyError::Disconnected) => {
-                    done.listener.stats.counters.downstream_rq_rx_reset.inc();
-                    LocalReply::DownstreamDisconnected
-                }
+            match client_failure(&mut done) {
+                Some(reply) => reply,
                 None if e.is_parse() => {
                     cluster.counters.upstream_cx_protocol_error.inc();
                     cluster.codes.record(502);
@@ -351,99 +532,15 @@ fn fail(
     local_reply(reply, done)
 }
 
-/// Whether a request may be sent again after the connection it was written to closed before
-/// a response head: it has no body (nothing of the client's is lost) and an idempotent method
-/// (RFC 9110 §9.2.2: sending it twice has the effect of sending it once; RFC 9112 §9.3.1 lets a
-/// proxy retry only those).
-fn replayable(req: &Request<RequestBody>) -> bool {
-    matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    ) && req.body().is_end_stream()
-}
-
-/// The same request, with an empty body (only [`replayable`] requests are copied).
-fn copy_of(req: &Request<RequestBody>) -> Request<RequestBody> {
-    let mut copy = Request::new(req.body().emptied());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
-}
-
-/// Whether the connection was closed by the upstream (EOF or reset) before a response head.
-fn closed_before_response(e: &hyper::Error) -> bool {
-    if e.is_incomplete_message() {
-        return true;
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::UnexpectedEof
-            );
+/// When the client's request body failed (its framing, or the client leaving): the reply that
+/// says so.
+fn client_failure(done: &mut Completion) -> Option<LocalReply> {
+    match done.progress.as_ref().and_then(|p| p.request_error())? {
+        RequestBodyError::Protocol => Some(LocalReply::DownstreamProtocolError),
+        RequestBodyError::Disconnected => {
+            done.listener.stats.counters.downstream_rq_rx_reset.inc();
+            Some(LocalReply::DownstreamDisconnected)
         }
-        source = s.source();
-    }
-    false
-}
-
-/// Gets a connection and sends the request; `tried` is the host it is in flight to.
-///
-/// The loop is where retries live. Today it sends a request again once, on a newly opened
-/// connection (never another idle one, which may be just as stale), when the connection it was
-/// sent on was reused from the pool and the upstream had closed it: either hyper hands the
-/// request back unsent (nothing was written, so anything may be sent again), or the request is
-/// [`replayable`] and the connection closed before any response head. Each resend counts
-/// `upstream_rq_resent_on_new_cx`. A failure on a new connection is never resent.
-async fn send(
-    cluster: &Arc<TcpCluster>,
-    mut req: Request<RequestBody>,
-    tried: &mut Option<Arc<HostInfo>>,
-) -> Result<Sent, Failure> {
-    let mut resends_left = 1u32;
-    let mut fresh = false;
-    loop {
-        let checkout = if fresh {
-            cluster.checkout_new().await
-        } else {
-            cluster.checkout().await
-        };
-        let mut checkout = checkout.map_err(Failure::Checkout)?;
-        *tried = Some(checkout.host().clone());
-        let addr = checkout.host().addr;
-        let may_resend = checkout.reused() && resends_left > 0;
-        let conn = &mut checkout.conn().0;
-        match conn.ready().await {
-            Err(e) if may_resend => {
-                tracing::debug!(cluster = %cluster.info().name, %addr, error = %e, "reused connection closed before the request was written; sending it on a new connection");
-            }
-            Err(e) => return Err(Failure::Reset(addr, e)),
-            Ok(()) => {
-                let copy = (may_resend && replayable(&req)).then(|| copy_of(&req));
-                let sent_at = Instant::now();
-                match conn.try_send_request(req).await {
-                    Ok(resp) => return Ok((checkout, resp, sent_at.elapsed())),
-                    Err(mut e) => match (e.take_message(), copy) {
-                        (Some(unsent), _) if may_resend => req = unsent,
-                        (None, Some(copy)) if closed_before_response(e.error()) => {
-                            tracing::debug!(cluster = %cluster.info().name, %addr, error = %e.error(), "reused connection closed before a response; sending the request again on a new connection");
-                            req = copy;
-                        }
-                        _ => return Err(Failure::Reset(addr, e.into_error())),
-                    },
-                }
-            }
-        }
-        // The dead connection is closed when `checkout` drops.
-        cluster.info().counters.upstream_rq_resent_on_new_cx.inc();
-        resends_left -= 1;
-        fresh = true;
     }
 }
 

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use mesh_core::breaker::{Breakers, Limit};
-use mesh_core::pool::{HealthFlag, HostInfo};
 use mesh_core::stats::{StatType, Visit};
 use serde_json::{json, Value};
 
@@ -144,6 +143,17 @@ fn cluster_stats(c: &AnyCluster, out: &mut Vec<(String, StatType, u64)>) {
         out,
     );
     breaker_stats(&format!("{p}circuit_breakers.high."), &info.high, out);
+    if let AnyCluster::Tcp(u) = c {
+        let mut emit = |n: String, t: StatType, v: u64| out.push((n, t, v));
+        u.retry_stats.visit(&p, &mut emit);
+        if let Some(d) = u.outlier() {
+            d.stats()
+                .visit(&format!("{p}outlier_detection."), &mut emit);
+        }
+        if let Some(h) = u.health() {
+            h.visit(&format!("{p}health_check."), &mut emit);
+        }
+    }
 }
 
 fn sanitize(s: &str) -> String {
@@ -409,152 +419,8 @@ pub fn occupancy_json(b: &Breakers) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-/// `/clusters` in Envoy's text format.
-pub fn clusters_text(view: &View) -> String {
-    let mut out = String::new();
-    for c in &view.clusters {
-        let info = c.info();
-        let n = &info.name;
-        let _ = writeln!(out, "{n}::observability_name::{n}");
-        for (prio, b) in [
-            ("default_priority", &info.breakers),
-            ("high_priority", &info.high),
-        ] {
-            let t = b.thresholds();
-            let _ = writeln!(out, "{n}::{prio}::max_connections::{}", t.max_connections);
-            let _ = writeln!(
-                out,
-                "{n}::{prio}::max_pending_requests::{}",
-                t.max_pending_requests
-            );
-            let _ = writeln!(out, "{n}::{prio}::max_requests::{}", t.max_requests);
-            let _ = writeln!(out, "{n}::{prio}::max_retries::{}", t.max_retries);
-        }
-        let _ = writeln!(out, "{n}::added_via_api::true");
-        if matches!(c, AnyCluster::Slots(_)) {
-            continue; // a self-redirect cluster has no real hosts
-        }
-        for h in c.hosts() {
-            let a = h.addr;
-            let hc = &h.counters;
-            for (k, v) in [
-                ("cx_active", h.cx_active.get()),
-                ("cx_connect_fail", hc.cx_connect_fail.get()),
-                ("cx_total", hc.cx_total.get()),
-                ("rq_active", h.rq_active.get()),
-                ("rq_error", hc.rq_error.get()),
-                ("rq_success", hc.rq_success.get()),
-                ("rq_timeout", hc.rq_timeout.get()),
-                ("rq_total", hc.rq_total.get()),
-            ] {
-                let _ = writeln!(out, "{n}::{a}::{k}::{v}");
-            }
-            let _ = writeln!(out, "{n}::{a}::hostname::{}", h.hostname);
-            let _ = writeln!(out, "{n}::{a}::health_flags::{}", h.health_flags());
-            let _ = writeln!(out, "{n}::{a}::weight::1");
-            for k in ["region", "zone", "sub_zone"] {
-                let _ = writeln!(out, "{n}::{a}::{k}::");
-            }
-            let _ = writeln!(out, "{n}::{a}::canary::false");
-            let _ = writeln!(out, "{n}::{a}::priority::0");
-            let _ = writeln!(out, "{n}::{a}::success_rate::-1");
-            let _ = writeln!(out, "{n}::{a}::local_origin_success_rate::-1");
-        }
-    }
-    out
-}
-
-/// `/clusters?format=json`, Envoy's `envoy.admin.v3.Clusters` shape (zero values omitted,
-/// uint64 as strings, default priority omitted), plus our live breaker occupancy.
-pub fn clusters_json(view: &View) -> String {
-    let statuses: Vec<Value> = view
-        .clusters
-        .iter()
-        .map(|c| {
-            let info = c.info();
-            let thresholds = |b: &Breakers, high: bool| {
-                let t = b.thresholds();
-                let mut v = json!({
-                    "max_connections": t.max_connections,
-                    "max_pending_requests": t.max_pending_requests,
-                    "max_requests": t.max_requests,
-                    "max_retries": t.max_retries,
-                });
-                if high {
-                    v["priority"] = json!("HIGH");
-                }
-                v
-            };
-            let hosts: Vec<Value> = if matches!(c, AnyCluster::Slots(_)) {
-                Vec::new()
-            } else {
-                c.hosts()
-                    .iter()
-                    .map(|h| {
-                        let mut stats = Vec::new();
-                        let hc = &h.counters;
-                        for (k, v, gauge) in [
-                            ("cx_active", h.cx_active.get(), true),
-                            ("cx_connect_fail", hc.cx_connect_fail.get(), false),
-                            ("cx_total", hc.cx_total.get(), false),
-                            ("rq_active", h.rq_active.get(), true),
-                            ("rq_error", hc.rq_error.get(), false),
-                            ("rq_success", hc.rq_success.get(), false),
-                            ("rq_timeout", hc.rq_timeout.get(), false),
-                            ("rq_total", hc.rq_total.get(), false),
-                        ] {
-                            let mut s = json!({"name": k});
-                            if v != 0 {
-                                s["value"] = json!(v.to_string());
-                            }
-                            if gauge {
-                                s["type"] = json!("GAUGE");
-                            }
-                            stats.push(s);
-                        }
-                        json!({
-                            "address": {"socket_address": {
-                                "address": h.addr.ip().to_string(),
-                                "port_value": h.addr.port()}},
-                            "stats": stats,
-                            "health_status": health_status(h),
-                            "weight": 1,
-                            "hostname": h.hostname,
-                            "locality": {},
-                        })
-                    })
-                    .collect()
-            };
-            let b = &info.breakers;
-            let occupancy = occupancy_json(b);
-            json!({
-                "name": info.name,
-                "observability_name": info.name,
-                "added_via_api": true,
-                "circuit_breakers": {"thresholds": [thresholds(b, false), thresholds(&info.high, true)]},
-                "host_statuses": hosts,
-                "mesh_breaker_occupancy": occupancy,
-            })
-        })
-        .collect();
-    let mut out = serde_json::to_string_pretty(&json!({ "cluster_statuses": statuses }))
-        .unwrap_or_else(|_| "{}".into());
-    out.push('\n');
-    out
-}
-
-/// Envoy's `health_status` of a host in `/clusters?format=json`: the set flags as `true`
-/// (`failed_active_health_check`, `failed_outlier_check`), and `eds_health_status`.
-fn health_status(h: &HostInfo) -> Value {
-    let mut v = json!({"eds_health_status": "HEALTHY"});
-    if h.failed(HealthFlag::FailedActiveHc) {
-        v["failed_active_health_check"] = json!(true);
-    }
-    if h.failed(HealthFlag::FailedOutlierCheck) {
-        v["failed_outlier_check"] = json!(true);
-    }
-    v
-}
+mod clusters;
+pub use clusters::{clusters_json, clusters_text};
 
 #[cfg(test)]
 mod tests {

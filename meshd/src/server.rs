@@ -30,14 +30,14 @@ use tokio::task::JoinHandle;
 
 use crate::accept::{AcceptErrors, AcceptStats};
 use crate::proxy::{ListenerState, ListenerTable, SlotCluster};
-use crate::upstream::{Http1Connector, TcpCluster};
+use crate::resilience::{EventLog, Upstream};
 pub use drain::{DrainReport, Phase};
 
 /// A cluster of either kind, as the admin endpoint lists it.
 #[derive(Clone)]
 pub enum AnyCluster {
     /// Real upstream hosts.
-    Tcp(Arc<TcpCluster>),
+    Tcp(Arc<Upstream>),
     /// A gateway's self-redirect slots.
     Slots(Arc<SlotCluster>),
 }
@@ -46,14 +46,14 @@ impl AnyCluster {
     /// Stats and breakers.
     pub fn info(&self) -> &Arc<ClusterInfo> {
         match self {
-            AnyCluster::Tcp(c) => c.info(),
+            AnyCluster::Tcp(c) => c.pool.info(),
             AnyCluster::Slots(c) => c.info(),
         }
     }
     /// Hosts.
     pub fn hosts(&self) -> Vec<Arc<HostInfo>> {
         match self {
-            AnyCluster::Tcp(c) => c.hosts(),
+            AnyCluster::Tcp(c) => c.pool.hosts(),
             AnyCluster::Slots(c) => c.hosts(),
         }
     }
@@ -130,6 +130,8 @@ pub struct Server {
     dns_refresh: Duration,
     /// How long a client may take to send a request head (`--request-headers-timeout`).
     headers_timeout: Duration,
+    /// Where clusters write ejections (`--outlier-log`).
+    events: EventLog,
     /// Serving, draining or cutting: every connection task watches it; a connection holds a
     /// receiver for its whole life, so the sender sees when the last connection ended.
     phase: watch::Sender<Phase>,
@@ -139,7 +141,7 @@ pub struct Server {
 
 #[derive(Default)]
 struct Inner {
-    tcp: HashMap<String, (Arc<TcpCluster>, Arc<ArcSwap<Endpoints>>)>,
+    tcp: HashMap<String, (Arc<Upstream>, Arc<ArcSwap<Endpoints>>)>,
     slots: HashMap<String, Arc<SlotCluster>>,
     listeners: HashMap<(String, Role, Bind), RunningListener>,
     logs: HashMap<(String, String), Writer>,
@@ -150,12 +152,13 @@ const LOG_QUEUE: usize = 8192;
 
 impl Server {
     /// A server with nothing configured.
-    pub fn new(dns_refresh: Duration, headers_timeout: Duration) -> Arc<Self> {
+    pub fn new(dns_refresh: Duration, headers_timeout: Duration, events: EventLog) -> Arc<Self> {
         Arc::new(Server {
             inner: Mutex::new(Inner::default()),
             view: ArcSwap::from_pointee(View::default()),
             dns_refresh,
             headers_timeout,
+            events,
             phase: watch::channel(Phase::Serving).0,
             cutting: Arc::new(AtomicBool::new(false)),
         })
@@ -238,21 +241,16 @@ impl Server {
                 let (cl, eps) = match inner.tcp.get(&c.name) {
                     Some((cl, eps)) => {
                         eps.store(Arc::new(c.endpoints.clone()));
+                        cl.reconfigure(c);
                         (cl.clone(), eps.clone())
                     }
                     None => {
-                        let cl = Arc::new(TcpCluster::new(
-                            c.name.clone(),
-                            c.thresholds,
-                            c.settings,
-                            Http1Connector,
-                        ));
+                        let cl = Upstream::new(c, self.events.clone());
                         let eps = Arc::new(ArcSwap::from_pointee(c.endpoints.clone()));
                         self.spawn_resolver(Arc::downgrade(&cl), eps.clone());
                         (cl, eps)
                     }
                 };
-                cl.reconfigure(c.thresholds, c.settings);
                 tcp.insert(c.name.clone(), (cl, eps));
             }
         }
@@ -370,7 +368,7 @@ impl Server {
     }
 
     /// Resolves a cluster's endpoints now and then every `dns_refresh`, until it is dropped.
-    fn spawn_resolver(&self, cluster: Weak<TcpCluster>, eps: Arc<ArcSwap<Endpoints>>) {
+    fn spawn_resolver(&self, cluster: Weak<Upstream>, eps: Arc<ArcSwap<Endpoints>>) {
         let refresh = self.dns_refresh;
         tokio::spawn(async move {
             loop {

@@ -339,6 +339,34 @@ pub fn state_dir_of(config_dir: &Path) -> PathBuf {
     config_dir.with_file_name(name)
 }
 
+/// Removes every listener's `healthCheck` from the virtual nodes of a config directory (for
+/// tests that count each request through a listener; health checks are tested on their own).
+pub fn strip_health_checks(config: &Path) {
+    for entry in std::fs::read_dir(config).expect("config dir").flatten() {
+        let path = entry.path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let mut changed = false;
+        if let Some(listeners) = v
+            .pointer_mut("/spec/listeners")
+            .and_then(|l| l.as_array_mut())
+        {
+            for l in listeners {
+                changed |= l
+                    .as_object_mut()
+                    .is_some_and(|o| o.remove("healthCheck").is_some());
+            }
+        }
+        if changed {
+            std::fs::write(&path, v.to_string()).expect("rewrite");
+        }
+    }
+}
+
 impl Meshd {
     /// Starts meshd on `config_dir` with the admin endpoint on a free loopback port, plus
     /// `extra` flags (e.g. `--listen green=127.0.0.1:0 --app green=IP:PORT`). Waits until the

@@ -44,6 +44,8 @@ fn gateway_config() -> (TempDir, PathBuf, PathBuf) {
 
 /// meshd serving the gateway and green (green's app is `app`), every port chosen by the OS.
 fn start_gateway_and_green(config: &Path, app: &DemoApp) -> Meshd {
+    // These tests count requests exactly: no health-check traffic from the gateway to green.
+    mesh_tests::strip_health_checks(config);
     let app_arg = format!("green={}", app.addr);
     Meshd::start(
         config,

@@ -174,6 +174,7 @@ enum Op {
     /// `REQ(A?B)`: A, or B when A is absent.
     Req(Field, Field),
     UpstreamServiceTime,
+    UpstreamRequestAttemptCount,
     Unknown,
 }
 
@@ -190,6 +191,7 @@ impl Op {
             "DURATION" => Op::Duration,
             "UPSTREAM_HOST" => Op::UpstreamHost,
             "UPSTREAM_CLUSTER" => Op::UpstreamCluster,
+            "UPSTREAM_REQUEST_ATTEMPT_COUNT" => Op::UpstreamRequestAttemptCount,
             _ => {
                 if let Some(h) = op.strip_prefix("REQ(").and_then(|s| s.strip_suffix(')')) {
                     let mut names = h.split('?');
@@ -217,6 +219,7 @@ impl Op {
             Op::BytesSent => Some(Some(r.bytes_sent)),
             Op::Duration => Some(Some(r.duration_ms)),
             Op::UpstreamServiceTime => Some(r.upstream_service_time),
+            Op::UpstreamRequestAttemptCount => Some(Some(u64::from(r.attempts))),
             _ => None,
         }
     }
@@ -520,6 +523,7 @@ mod tests {
             upstream_host: None,
             upstream_cluster: Some("cds_x".into()),
             details: "upstream_overflow",
+            attempts: 1,
         };
         let t = Template::new(&Format::Text(
             "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(host)% %REQ(USER-AGENT)% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% %NOPE% %UPSTREAM_CLUSTER% %RESPONSE_CODE_DETAILS% %START_TIME% 5%"

@@ -98,13 +98,14 @@ fn push(out: &mut Found, path: impl Into<String>, reason: impl Into<String>) {
     out.push((path.into(), reason.into()));
 }
 
-const HEALTH_CHECK: &str = "active health checks are not implemented yet; every host is used \
-                            without being checked";
-const OUTLIER_DETECTION: &str = "outlier detection is not implemented yet; a failing host is \
-                                 never ejected";
+const HEALTH_CHECK_PROTOCOL: &str = "health checks over http2 or grpc are not implemented yet \
+                                     (meshd probes with HTTP/1.1 or TCP); every host is used \
+                                     without being checked";
+const GATEWAY_HEALTH_CHECK: &str = "a virtual gateway's health check is not used by meshd (no \
+                                    caller routes to a gateway through meshd); the gateway serves \
+                                    without it";
 const IP_PREFERENCE: &str = "an address family preference is not implemented yet; meshd uses \
                              every address the resolver returns, IPv4 and IPv6";
-const RETRY_POLICY: &str = "retries are not implemented yet; a failed request is not retried";
 
 fn mesh(out: &mut Found, m: &Mesh) {
     if let Some(f) = &m.spec.egress_filter {
@@ -131,11 +132,12 @@ fn virtual_node(out: &mut Found, vn: &VirtualNode) {
             not_served_listener(out, &p, l.port_mapping.protocol);
             continue;
         }
-        if l.health_check.is_some() {
-            push(out, at(&p, "healthCheck"), HEALTH_CHECK);
-        }
-        if l.outlier_detection.is_some() {
-            push(out, at(&p, "outlierDetection"), OUTLIER_DETECTION);
+        // HTTP and TCP health checks run on every caller's egress cluster to this node; outlier
+        // detection too.
+        if let Some(hc) = &l.health_check {
+            if !matches!(hc.protocol, PortProtocol::Http | PortProtocol::Tcp) {
+                push(out, at(&p, "healthCheck.protocol"), HEALTH_CHECK_PROTOCOL);
+            }
         }
     }
     match &vn.spec.service_discovery {
@@ -174,7 +176,7 @@ fn virtual_gateway(out: &mut Found, vg: &VirtualGateway) {
             continue;
         }
         if l.health_check.is_some() {
-            push(out, at(&p, "healthCheck"), HEALTH_CHECK);
+            push(out, at(&p, "healthCheck"), GATEWAY_HEALTH_CHECK);
         }
     }
     if let Some(l) = &vg.spec.logging {
@@ -314,8 +316,5 @@ fn http_route(out: &mut Found, p: &str, r: &HttpRoute) {
             at(p, "match.scheme"),
             "matching by scheme is not implemented yet; the route matches either scheme",
         );
-    }
-    if r.retry_policy.is_some() {
-        push(out, at(p, "retryPolicy"), RETRY_POLICY);
     }
 }

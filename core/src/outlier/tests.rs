@@ -495,7 +495,8 @@ fn stats_use_envoy_names() {
     assert_eq!(out.len(), 9);
     d.stats().ejections_overflow.inc();
     d.stats().reset();
-    assert_eq!(d.stats().ejections_enforced_total.get(), 0);
+    // Ejections record host faults: a reset keeps them (`kept_on_reset`).
+    assert_eq!(d.stats().ejections_enforced_total.get(), 1);
     assert_eq!(d.stats().ejections_overflow.get(), 1);
     assert_eq!(d.stats().ejections_active.get(), 1, "gauges stay");
 }

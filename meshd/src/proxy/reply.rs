@@ -50,6 +50,8 @@ pub enum LocalReply {
     },
     /// The per-request timeout before the response headers: 504 `UT`.
     RequestTimeout,
+    /// An attempt's per-try timeout, with no retry left: 504 `UT`.
+    PerTryTimeout,
     /// The stream idle timeout before the response headers: 504 `SI`, or 408 (closing the
     /// connection) while the client still owes bytes of its body.
     StreamIdle {
@@ -80,7 +82,7 @@ impl LocalReply {
             | LocalReply::ConnectFailed { .. }
             | LocalReply::ConnectTimeout { .. }
             | LocalReply::UpstreamReset => StatusCode::SERVICE_UNAVAILABLE,
-            LocalReply::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+            LocalReply::RequestTimeout | LocalReply::PerTryTimeout => StatusCode::GATEWAY_TIMEOUT,
             LocalReply::StreamIdle { request_complete } => {
                 if *request_complete {
                     StatusCode::GATEWAY_TIMEOUT
@@ -105,7 +107,9 @@ impl LocalReply {
             LocalReply::ConnectFailed { .. } | LocalReply::ConnectTimeout { .. } => {
                 ResponseFlag::UpstreamConnectionFailure
             }
-            LocalReply::RequestTimeout => ResponseFlag::UpstreamRequestTimeout,
+            LocalReply::RequestTimeout | LocalReply::PerTryTimeout => {
+                ResponseFlag::UpstreamRequestTimeout
+            }
             LocalReply::StreamIdle { .. } => ResponseFlag::StreamIdleTimeout,
             LocalReply::DownstreamDisconnected => ResponseFlag::DownstreamConnectionTermination,
             LocalReply::UpstreamProtocolError => ResponseFlag::UpstreamProtocolError,
@@ -128,6 +132,7 @@ impl LocalReply {
                 "upstream_reset_before_response_started{connection_timeout}"
             }
             LocalReply::RequestTimeout => "response_timeout",
+            LocalReply::PerTryTimeout => "upstream_per_try_timeout",
             LocalReply::StreamIdle { .. } => "stream_idle_timeout",
             LocalReply::DownstreamProtocolError => "downstream_protocol_error",
             LocalReply::DownstreamDisconnected => "downstream_remote_disconnect",
@@ -156,7 +161,9 @@ impl LocalReply {
                 format!("{RESET} remote connection failure, transport failure reason: {reason}")
             }
             LocalReply::ConnectTimeout { .. } => format!("{RESET} connection timeout"),
-            LocalReply::RequestTimeout => "upstream request timeout".to_owned(),
+            LocalReply::RequestTimeout | LocalReply::PerTryTimeout => {
+                "upstream request timeout".to_owned()
+            }
             LocalReply::StreamIdle { .. } => "stream timeout".to_owned(),
             LocalReply::UpstreamProtocolError => format!("{RESET} protocol error"),
             LocalReply::UpstreamReset => format!("{RESET} connection termination"),

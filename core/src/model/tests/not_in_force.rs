@@ -242,43 +242,24 @@ fn header_names_that_cannot_be_matched_are_refused() {
 }
 
 #[test]
-fn the_walkthrough_loads_and_names_its_health_checks() {
+fn the_walkthrough_is_in_force_whole() {
+    // Its listeners' http health checks run on every caller's egress cluster to the node.
     let set = MeshSet::load_dir_validated(&walkthrough_dir()).expect("walkthrough loads");
-    let items = not_in_force(&set);
-    let shown: Vec<String> = items
-        .iter()
-        .map(|n| {
-            let file = n.file.file_name().and_then(|f| f.to_str()).unwrap_or("?");
-            format!("{file}: {}: {}", n.resource, n.path)
-        })
-        .collect();
-    assert_eq!(
-        shown,
-        [
-            "vn-green.json: virtualnode/green: spec.listeners[0].healthCheck",
-            "vn-red.json: virtualnode/red: spec.listeners[0].healthCheck",
-        ]
-    );
-    assert!(
-        items[0].to_string().ends_with(
-            "vn-green.json: virtualnode/green: spec.listeners[0].healthCheck: active health \
-             checks are not implemented yet; every host is used without being checked"
-        ),
-        "{}",
-        items[0]
-    );
-    assert_eq!(not_in_force(&set), items, "deterministic");
+    assert_eq!(not_in_force(&set), Vec::<NotInForce>::new());
 }
 
 #[test]
 fn every_setting_not_compiled_is_named() {
+    // Its http health check and outlier detection are in force.
+    assert_eq!(paths(VN_FULL), ["spec.serviceDiscovery.dns.ipPreference"]);
+    let grpc_check = node(
+        r#", "healthCheck": {"protocol": "grpc", "intervalMillis": 5000, "timeoutMillis": 2000,
+            "healthyThreshold": 2, "unhealthyThreshold": 2}"#,
+        "",
+    );
     assert_eq!(
-        paths(VN_FULL),
-        [
-            "spec.listeners[0].healthCheck",
-            "spec.listeners[0].outlierDetection",
-            "spec.serviceDiscovery.dns.ipPreference",
-        ]
+        paths(&grpc_check),
+        ["spec.listeners[0].healthCheck.protocol"]
     );
     assert_eq!(
         listed(VN_CLOUD_MAP),
@@ -334,7 +315,6 @@ fn every_setting_not_compiled_is_named() {
             "spec.http2Route",
             "spec.http2Route.match.port",
             "spec.http2Route.match.scheme",
-            "spec.http2Route.retryPolicy",
         ]
     );
     assert_eq!(paths(ROUTE_GRPC_FULL), ["spec.grpcRoute"]);
@@ -361,7 +341,7 @@ fn every_setting_not_compiled_is_named() {
         listed(r#"{"meshName": "m", "spec": {"egressFilter": {"type": "DROP_ALL"}}}"#),
         vec![]
     );
-    assert_eq!(paths(ROUTE_INPUT), ["spec.httpRoute.retryPolicy"]);
+    assert_eq!(listed(ROUTE_INPUT), vec![]);
     assert_eq!(listed(GR_INPUT), vec![]);
     assert_eq!(listed(VS_INPUT), vec![]);
     assert_eq!(listed(VR_INPUT), vec![]);
@@ -370,13 +350,8 @@ fn every_setting_not_compiled_is_named() {
          "retryPolicy": {"maxRetries": 2, "perRetryTimeout": {"unit": "ms", "value": 100},
          "httpRetryEvents": ["server-error"]},
          "timeout": {"perRequest": {"unit": "s", "value": 2}, "idle": {"unit": "s", "value": 2}}}}}"#;
-    assert_eq!(
-        listed(route),
-        [(
-            "spec.httpRoute.retryPolicy".to_string(),
-            "retries are not implemented yet; a failed request is not retried".to_string()
-        )]
-    );
+    // Retries are in force.
+    assert_eq!(listed(route), vec![]);
 }
 
 #[test]
