@@ -196,6 +196,17 @@ pub fn meshctl(socket: &Path, args: &[&str]) -> Run {
     run_bounded(cmd, &format!("meshctl {args:?}"))
 }
 
+/// The first line `stdout` prints (`None` at EOF); the rest is drained in the background.
+fn read_first_line(stdout: std::process::ChildStdout) -> Option<String> {
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    let got = reader.read_line(&mut line).ok().filter(|n| *n > 0);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    got.map(|_| line)
+}
+
 /// A running demo app (examples/src/bin/demo-app.rs) on a free loopback port.
 pub struct DemoApp {
     pub proc: Proc,
@@ -206,15 +217,40 @@ pub struct DemoApp {
 impl DemoApp {
     /// Starts `demo-app --color COLOR --listen 127.0.0.1:0 EXTRA...`.
     pub fn start(color: &str, extra: &[&str]) -> DemoApp {
+        DemoApp::start_on(color, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`DemoApp::start`] on `listen` (e.g. `127.0.0.3:0`); panics if it cannot bind.
+    pub fn start_on(color: &str, listen: &str, extra: &[&str]) -> DemoApp {
+        DemoApp::try_start_on(color, listen, extra)
+            .unwrap_or_else(|e| panic!("demo-app on {listen}: {e}"))
+    }
+
+    /// Starts a demo app on `listen`; an error when it cannot bind there (e.g. a port taken).
+    pub fn try_start_on(color: &str, listen: &str, extra: &[&str]) -> Result<DemoApp, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(bin("demo-app"));
-        cmd.args(["--color", color, "--listen", "127.0.0.1:0"])
-            .args(extra);
-        let (proc, stdout) = Proc::spawn(&format!("demo-app-{color}"), cmd, dir.path());
-        let addr = read_ready_line("demo-app", stdout, "listening on ")
-            .parse()
-            .expect("demo-app prints a socket address");
-        DemoApp { proc, addr, dir }
+        cmd.args(["--color", color, "--listen", listen]).args(extra);
+        let (mut proc, stdout) = Proc::spawn(&format!("demo-app-{color}"), cmd, dir.path());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_first_line(stdout));
+        });
+        let line = rx.recv_timeout(READY_TIMEOUT).ok().flatten();
+        match line
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "))
+        {
+            Some(addr) => Ok(DemoApp {
+                addr: addr.trim().parse().map_err(|e| format!("{addr}: {e}"))?,
+                proc,
+                dir,
+            }),
+            None => {
+                proc.kill();
+                Err(proc.stderr())
+            }
+        }
     }
 
     /// The app's own view of the peak concurrency it served (`/_demo/stats`).
@@ -460,3 +496,8 @@ pub use requestpath::*;
 mod green;
 pub use green::*;
 // ==== end of config-path helpers ===============================================================
+
+// ==== meshd with a private /etc/hosts (several hosts in one cluster) ===========================
+mod hosts;
+pub use hosts::*;
+// ==== end of hosts helpers =====================================================================

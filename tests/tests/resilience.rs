@@ -1,0 +1,419 @@
+//! Retries, outlier detection and active health checks, end to end: a caller's meshd in front
+//! of a service whose DNS name resolves to two replicas (two demo apps on one port of 127.0.0.2
+//! and 127.0.0.3; meshd gets its own /etc/hosts in a private mount namespace, see
+//! `tests/src/hosts.rs`), one of them failing or killed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mesh_tests::{eventually, http, start_meshd_with_hosts, DemoApp, Meshd, Reply, TempDir};
+use serde_json::{json, Value};
+
+const SERVICE: &str = "svc.resilience.test";
+const CLUSTER_PREFIX: &str = "cds_egress_m_svc_http_";
+
+/// Two demo apps on the same port of 127.0.0.2 (`a`) and 127.0.0.3 (`b`).
+fn two_replicas(a: &[&str], b: &[&str]) -> (DemoApp, DemoApp) {
+    for _ in 0..10 {
+        let first = DemoApp::start_on("a", "127.0.0.2:0", a);
+        let port = first.addr.port();
+        if let Ok(second) = DemoApp::try_start_on("b", &format!("127.0.0.3:{port}"), b) {
+            return (first, second);
+        }
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3 in 10 tries");
+}
+
+/// A mesh `m`: node `svc` on `port` (the replicas' port) discovered by DNS as [`SERVICE`],
+/// with `listener` merged into its listener; a router for it with one route (`route` merged
+/// into its `httpRoute`); node `client` calling it through its egress listener, logging JSON
+/// lines with the attempt count.
+struct Mesh {
+    /// Holds the config, hosts file and logs; removed on drop.
+    _dir: TempDir,
+    config: PathBuf,
+    hosts: PathBuf,
+    log: PathBuf,
+    events: PathBuf,
+}
+
+impl Mesh {
+    fn write(port: u16, listener: Value, route: Value) -> Mesh {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&config).expect("mkdir");
+        let hosts = dir.path().join("hosts");
+        std::fs::write(
+            &hosts,
+            format!("127.0.0.1 localhost\n127.0.0.2 {SERVICE}\n127.0.0.3 {SERVICE}\n"),
+        )
+        .expect("hosts");
+        let log = dir.path().join("client.log");
+        let events = dir.path().join("outlier.log");
+        let mut l = json!({"portMapping": {"port": port, "protocol": "http"}});
+        merge(&mut l, &listener);
+        let mut http_route = json!({"match": {"prefix": "/"},
+            "action": {"weightedTargets": [{"virtualNode": "svc", "weight": 1}]}});
+        merge(&mut http_route, &route);
+        let docs = [
+            json!({"meshName": "m", "spec": {}}),
+            json!({"meshName": "m", "virtualNodeName": "svc", "spec": {
+                "listeners": [l],
+                "serviceDiscovery": {"dns": {"hostname": SERVICE}}}}),
+            json!({"meshName": "m", "virtualNodeName": "client", "spec": {
+                "listeners": [{"portMapping": {"port": 9090, "protocol": "http"}}],
+                "serviceDiscovery": {"dns": {"hostname": "client.resilience.test"}},
+                "backends": [{"virtualService": {"virtualServiceName": SERVICE}}],
+                "logging": {"accessLog": {"file": {"path": log.display().to_string(),
+                    "format": {"json": [
+                        {"key": "code", "value": "%RESPONSE_CODE%"},
+                        {"key": "flags", "value": "%RESPONSE_FLAGS%"},
+                        {"key": "attempts", "value": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%"},
+                        {"key": "upstream_host", "value": "%UPSTREAM_HOST%"}]}}}}}}),
+            json!({"meshName": "m", "virtualRouterName": "svc-router", "spec": {
+                "listeners": [{"portMapping": {"port": port, "protocol": "http"}}]}}),
+            json!({"meshName": "m", "virtualRouterName": "svc-router", "routeName": "all",
+                "spec": {"httpRoute": http_route}}),
+            json!({"meshName": "m", "virtualServiceName": SERVICE, "spec": {
+                "provider": {"virtualRouter": {"virtualRouterName": "svc-router"}}}}),
+        ];
+        for (i, d) in docs.iter().enumerate() {
+            std::fs::write(config.join(format!("r{i}.json")), d.to_string()).expect("write");
+        }
+        Mesh {
+            _dir: dir,
+            config,
+            hosts,
+            log,
+            events,
+        }
+    }
+
+    /// meshd serving `client` only (svc is a remote node: its replicas are the hosts).
+    fn start(&self) -> Caller {
+        let events = self.events.display().to_string();
+        let meshd = start_meshd_with_hosts(
+            &self.config,
+            &self.hosts,
+            &[
+                "--node",
+                "client",
+                "--listen",
+                "client=127.0.0.1:0",
+                "--egress",
+                "client=127.0.0.1:0",
+                "--outlier-log",
+                &events,
+            ],
+        );
+        let egress = meshd.listener("client-egress");
+        Caller { meshd, egress }
+    }
+
+    /// The client's access log, one JSON object per line, once it holds `n` lines (lines are
+    /// written off the request path).
+    fn log_lines(&self, n: usize) -> Vec<Value> {
+        eventually(
+            &format!("{n} access log lines"),
+            Duration::from_secs(10),
+            || {
+                let lines: Vec<Value> = std::fs::read_to_string(&self.log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                (lines.len() >= n).then_some(lines)
+            },
+        )
+    }
+
+    /// The outlier event log, one JSON object per line.
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+fn merge(into: &mut Value, from: &Value) {
+    if let (Some(i), Some(f)) = (into.as_object_mut(), from.as_object()) {
+        for (k, v) in f {
+            i.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+struct Caller {
+    meshd: Meshd,
+    egress: SocketAddr,
+}
+
+impl Caller {
+    fn get(&self, path: &str) -> Reply {
+        http(
+            "GET",
+            &format!("http://{}{path}", self.egress),
+            &[("Host", SERVICE)],
+            None,
+        )
+    }
+
+    fn cluster(&self, port: u16) -> String {
+        format!("{CLUSTER_PREFIX}{port}")
+    }
+
+    fn stat(&self, port: u16, name: &str) -> u64 {
+        self.meshd
+            .stat(&format!("cluster.{}.{name}", self.cluster(port)))
+    }
+
+    /// `/clusters` lines of host `addr` of the service's cluster: `key → value`.
+    fn host(&self, port: u16, addr: SocketAddr) -> std::collections::BTreeMap<String, String> {
+        let prefix = format!("{}::{addr}::", self.cluster(port));
+        mesh_tests::http_get(&self.meshd.url("/clusters"))
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| l.split_once("::"))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+}
+
+fn outlier(max_server_errors: u32, percent: u32) -> Value {
+    json!({"outlierDetection": {"maxServerErrors": max_server_errors,
+        "interval": {"unit": "s", "value": 1},
+        "baseEjectionDuration": {"unit": "s", "value": 1},
+        "maxEjectionPercent": percent}})
+}
+
+#[test]
+fn a_failing_replica_is_retried_around_then_ejected_and_ejected_longer_when_it_fails_again() {
+    let (a, b) = two_replicas(&[], &["--fail-every", "1", "--fail-status", "502"]);
+    let port = a.addr.port();
+    let mesh = Mesh::write(
+        port,
+        outlier(3, 50),
+        json!({"retryPolicy": {"maxRetries": 2,
+            "perRetryTimeout": {"unit": "s", "value": 5},
+            "httpRetryEvents": ["server-error"]}}),
+    );
+    let c = mesh.start();
+
+    // Round robin over the two replicas: every request that meets b is retried on a.
+    for i in 0..12 {
+        let r = c.get(&format!("/r{i}"));
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+        assert_eq!(r.body, "a\n");
+    }
+    // b failed three times in a row: ejected, and only then.
+    let bh = c.host(port, b.addr);
+    assert_eq!(bh["health_flags"], "/failed_outlier_check", "{bh:?}");
+    assert_eq!(bh["outlier_ejections"], "1", "{bh:?}");
+    assert_eq!(b.stats()["requests_total"], 3);
+    let lines = mesh.log_lines(12);
+    assert_eq!(lines.len(), 12);
+    let retried = lines.iter().filter(|l| l["attempts"] == 2).count();
+    assert_eq!(retried, 3, "{lines:?}");
+    assert!(lines.iter().all(|l| l["code"] == 200), "{lines:?}");
+    assert_eq!(c.stat(port, "upstream_rq_retry"), 3);
+    assert_eq!(c.stat(port, "upstream_rq_retry_success"), 3);
+    assert_eq!(
+        c.stat(port, "outlier_detection.ejections_enforced_consecutive_5xx"),
+        1
+    );
+    let events = mesh.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["action"], "EJECT");
+    assert_eq!(events[0]["type"], "CONSECUTIVE_5XX");
+    assert_eq!(events[0]["upstream_url"], b.addr.to_string());
+
+    // After the ejection time b returns; failing again at once, it is out twice as long.
+    let unejected = eventually("b to return", Duration::from_secs(10), || {
+        mesh.events()
+            .iter()
+            .any(|e| e["action"] == "UNEJECT")
+            .then_some(Instant::now())
+    });
+    for i in 0..12 {
+        if mesh.events().len() >= 3 {
+            break;
+        }
+        assert_eq!(c.get(&format!("/again{i}")).status, 200);
+    }
+    assert!(
+        unejected.elapsed() < Duration::from_secs(1),
+        "too slow to test the backoff"
+    );
+    let events = mesh.events();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[2]["action"], "EJECT");
+    assert_eq!(events[2]["num_ejections"], 2);
+    assert_eq!(events[2]["ejection_duration_ms"], 2000, "{events:?}");
+    drop(a);
+}
+
+#[test]
+fn with_every_replica_failing_callers_get_503_uh() {
+    let fail = ["--fail-every", "1", "--fail-status", "503"];
+    let (a, b) = two_replicas(&fail, &fail);
+    let port = a.addr.port();
+    let mesh = Mesh::write(port, outlier(2, 100), json!({}));
+    let c = mesh.start();
+    // Each replica fails twice (no retry policy: 503 goes back to the client), then both are out.
+    for i in 0..4 {
+        assert_eq!(c.get(&format!("/f{i}")).status, 503);
+    }
+    let r = c.get("/none");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, "no healthy upstream");
+    let last = mesh.log_lines(5).pop().expect("a log line");
+    assert_eq!(last["flags"], "UH", "{last}");
+    assert_eq!(c.stat(port, "upstream_cx_none_healthy"), 1);
+    assert_eq!(c.stat(port, "outlier_detection.ejections_active"), 2);
+    assert_eq!(c.stat(port, "membership_healthy"), 0);
+    drop(b);
+}
+
+#[test]
+fn a_killed_replica_gives_uf_is_ejected_and_returns_through_the_health_check() {
+    let (a, mut b) = two_replicas(&[], &[]);
+    let port = a.addr.port();
+    let b_addr = b.addr;
+    let mut listener = outlier(2, 50);
+    merge(
+        &mut listener,
+        &json!({"healthCheck": {"protocol": "http", "path": "/ping", "port": port,
+            "intervalMillis": 5000, "timeoutMillis": 2000,
+            "healthyThreshold": 2, "unhealthyThreshold": 2}}),
+    );
+    let mesh = Mesh::write(port, listener, json!({}));
+    let c = mesh.start();
+    for i in 0..4 {
+        assert_eq!(c.get(&format!("/ok{i}")).status, 200);
+    }
+    b.proc.kill();
+    // Connect failures to b: retried on a (App Mesh's default retries connection errors), and
+    // counted against b until it is ejected.
+    let mut uf = 0;
+    for i in 0..10 {
+        let r = c.get(&format!("/k{i}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        if c.host(port, b_addr)["health_flags"].contains("failed_outlier_check") {
+            uf = i + 1;
+            break;
+        }
+    }
+    assert!(uf > 0, "b was never ejected: {:?}", c.host(port, b_addr));
+    assert!(c.stat(port, "upstream_cx_connect_fail") >= 2);
+    assert!(mesh
+        .log_lines(4 + uf)
+        .iter()
+        .any(|l| l["attempts"] == 2 && l["code"] == 200));
+
+    // b comes back on the same address: the health check's success returns it to rotation
+    // before its ejection would end on its own (a connect-failure ejection).
+    let b2 = DemoApp::start_on("b", &b_addr.to_string(), &[]);
+    eventually("b back in rotation", Duration::from_secs(20), || {
+        (c.host(port, b_addr)["health_flags"] == "healthy").then_some(())
+    });
+    let events = mesh.events();
+    let back = events
+        .iter()
+        .find(|e| e["action"] == "UNEJECT")
+        .expect("an unejection");
+    assert_eq!(back["uneject_reason"], "active_health_check", "{events:?}");
+    eventually("b serving again", Duration::from_secs(10), || {
+        (c.get("/back").body == "b\n").then_some(())
+    });
+    assert!(c.stat(port, "health_check.success") >= 1);
+    drop((a, b2));
+}
+
+#[test]
+fn a_per_try_timeout_is_retried_and_a_slow_upstream_gets_504_ut() {
+    let (a, b) = two_replicas(&["--sleep-ms", "3000"], &["--sleep-ms", "3000"]);
+    let port = a.addr.port();
+    let mesh = Mesh::write(
+        port,
+        json!({}),
+        json!({"retryPolicy": {"maxRetries": 1,
+            "perRetryTimeout": {"unit": "ms", "value": 300},
+            "httpRetryEvents": ["gateway-error"]},
+            "timeout": {"perRequest": {"unit": "s", "value": 2}}}),
+    );
+    let c = mesh.start();
+    let t = Instant::now();
+    let r = c.get("/slow");
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let last = mesh.log_lines(1).pop().expect("a log line");
+    assert_eq!(last["attempts"], 2, "{last}");
+    assert!(
+        last["flags"].as_str().is_some_and(|f| f.contains("UT")),
+        "{last}"
+    );
+    assert_eq!(c.stat(port, "upstream_rq_per_try_timeout"), 2);
+    assert_eq!(c.stat(port, "upstream_rq_retry_limit_exceeded"), 1);
+    drop((a, b));
+}
+
+#[test]
+fn under_overload_retries_stay_within_the_budget() {
+    // Both replicas answer 503 slowly: every attempt is a retry candidate.
+    let slow503 = [
+        "--sleep-ms",
+        "400",
+        "--fail-every",
+        "1",
+        "--fail-status",
+        "503",
+    ];
+    let (a, b) = two_replicas(&slow503, &slow503);
+    let port = a.addr.port();
+    let mesh = Mesh::write(
+        port,
+        json!({}),
+        json!({"retryPolicy": {"maxRetries": 5,
+            "perRetryTimeout": {"unit": "s", "value": 5},
+            "httpRetryEvents": ["gateway-error"]},
+            "timeout": {"perRequest": {"unit": "s", "value": 10}}}),
+    );
+    let c = mesh.start();
+    // 10 requests at once: Envoy's budget allows retries for 20 % of the active requests, at
+    // least 3, so no more than 3 retries are ever in flight.
+    let egress = c.egress;
+    let threads: Vec<_> = (0..10)
+        .map(|i| {
+            std::thread::spawn(move || {
+                http(
+                    "GET",
+                    &format!("http://{egress}/o{i}"),
+                    &[("Host", SERVICE)],
+                    None,
+                )
+                .status
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("client"), 503);
+    }
+    let peak = c.meshd.stat(&format!(
+        "cluster.{}.circuit_breakers.default.rq_retry_peak",
+        c.cluster(port)
+    ));
+    assert!(
+        (1..=3).contains(&peak),
+        "retries in flight peaked at {peak}"
+    );
+    assert!(c.stat(port, "upstream_rq_retry_overflow") > 0);
+    let lines = mesh.log_lines(10);
+    assert!(lines
+        .iter()
+        .any(|l| l["flags"].as_str().is_some_and(|f| f.contains("UO"))));
+    drop((a, b));
+}
