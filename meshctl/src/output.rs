@@ -135,12 +135,50 @@ pub fn live_text(live: &Value) -> String {
                 format!(" ({hostname})")
             };
             out.push_str(&format!(
-                "    host {}{name}  connections {}, requests active {}, total {}\n",
+                "    host {}{name}  {}  connections {}, requests active {}, total {}, errors {}\n",
                 str_of(h, "address"),
+                host_health(h),
                 num_of(h, "cx_active"),
                 num_of(h, "rq_active"),
                 num_of(h, "rq_total"),
+                num_of(h, "rq_error"),
             ));
+        }
+    }
+    out
+}
+
+/// A host's health in words: `healthy`, or why it is out of rotation and until when
+/// (`/failed_outlier_check: ejected for consecutive_5xx (ejection 2), 1.4s left`), then the
+/// outlier counters and the health check's state when the cluster has them.
+fn host_health(h: &Value) -> String {
+    let flags = h.get("health_flags").and_then(Value::as_str).unwrap_or("healthy");
+    let mut out = flags.to_string();
+    let o = h.get("mesh_outlier");
+    if let Some(o) = o.filter(|o| o.get("ejected").and_then(Value::as_bool) == Some(true)) {
+        let kind = o
+            .get("ejection_type")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_lowercase();
+        let times = o.get("num_ejections").and_then(Value::as_u64).unwrap_or(0);
+        out.push_str(&format!(": ejected for {kind} (ejection {times})"));
+        if let Some(ms) = o.get("ejection_time_left_ms").and_then(Value::as_u64) {
+            out.push_str(&format!(", {:.1}s left", ms as f64 / 1000.0));
+        }
+    } else if let Some(o) = o {
+        out.push_str(&format!(
+            " (consecutive 5xx {}, gateway failures {}, local failures {}; ejected {} times)",
+            num_of(o, "consecutive_5xx"),
+            num_of(o, "consecutive_gateway_failure"),
+            num_of(o, "consecutive_local_origin_failure"),
+            num_of(o, "num_ejections"),
+        ));
+    }
+    if let Some(hc) = h.get("mesh_health_check") {
+        out.push_str(&format!(", health check {}", str_of(hc, "state")));
+        if hc.get("timed_out").and_then(Value::as_bool) == Some(true) {
+            out.push_str(" (timed out)");
         }
     }
     out
@@ -204,5 +242,27 @@ mod tests {
         assert!(t.contains("5/5"), "{t}");
         assert!(t.contains("OPEN"), "{t}");
         assert!(t.contains("host 127.0.0.1:1 (h)"), "{t}");
+    }
+
+    #[test]
+    fn live_text_says_why_a_host_is_out_and_until_when() {
+        let live = json!({"listeners": [], "clusters": [{"name": "c", "breakers": {},
+            "hosts": [
+                {"address": "127.0.0.3:1", "hostname": "h", "health_flags": "/failed_outlier_check",
+                 "mesh_outlier": {"ejected": true, "num_ejections": 2,
+                     "ejection_type": "CONSECUTIVE_5XX", "ejection_time_left_ms": 1450},
+                 "mesh_health_check": {"state": "unhealthy", "timed_out": true}},
+                {"address": "127.0.0.2:1", "hostname": "h", "health_flags": "healthy",
+                 "mesh_outlier": {"ejected": false, "num_ejections": 0, "consecutive_5xx": 1,
+                     "consecutive_gateway_failure": 1, "consecutive_local_origin_failure": 0}}]}]});
+        let t = live_text(&live);
+        assert!(
+            t.contains("host 127.0.0.3:1 (h)  /failed_outlier_check: ejected for consecutive_5xx (ejection 2), 1.4s left, health check unhealthy (timed out)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("host 127.0.0.2:1 (h)  healthy (consecutive 5xx 1, gateway failures 1, local failures 0; ejected 0 times)"),
+            "{t}"
+        );
     }
 }

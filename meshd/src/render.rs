@@ -420,7 +420,7 @@ pub fn occupancy_json(b: &Breakers) -> serde_json::Map<String, Value> {
 }
 
 mod clusters;
-pub use clusters::{clusters_json, clusters_text};
+pub use clusters::{clusters_json, clusters_text, mesh_host_state};
 
 #[cfg(test)]
 mod tests {

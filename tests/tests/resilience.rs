@@ -214,6 +214,21 @@ fn a_failing_replica_is_retried_around_then_ejected_and_ejected_longer_when_it_f
     assert_eq!(bh["health_flags"], "/failed_outlier_check", "{bh:?}");
     assert_eq!(bh["outlier_ejections"], "1", "{bh:?}");
     assert_eq!(b.stats()["requests_total"], 3);
+    // meshctl says the same, with the reason and the time left.
+    let live = mesh_tests::meshctl(
+        &c.meshd.socket,
+        &["describe", "vn", "client", "--mesh", "m", "--live"],
+    );
+    assert_eq!(live.code, 0, "{}", live.stderr);
+    let line = live
+        .stdout
+        .lines()
+        .find(|l| l.contains(&format!("host {}", b.addr)))
+        .unwrap_or_else(|| panic!("no line for b in:\n{}", live.stdout));
+    assert!(
+        line.contains("/failed_outlier_check: ejected for consecutive_5xx (ejection 1), "),
+        "{line}"
+    );
     let lines = mesh.log_lines(12);
     assert_eq!(lines.len(), 12);
     let retried = lines.iter().filter(|l| l["attempts"] == 2).count();

@@ -1,9 +1,11 @@
 //! The live state `describe` adds for a node or gateway this meshd serves: its listeners, and
-//! per cluster the breaker occupancy and the hosts (the data of `/clusters?format=json`).
+//! per cluster the breaker occupancy and the hosts (the data of `/clusters?format=json`): each
+//! host's health flags, and with outlier detection or health checks its ejection state (type,
+//! times ejected, time left) and health-check state.
 
 use serde_json::{json, Value};
 
-use crate::render::routing_clusters;
+use crate::render::{mesh_host_state, routing_clusters};
 use crate::server::{AnyCluster, View};
 
 /// The live state of local node `node` of `mesh`, or `None` when this meshd does not serve it.
@@ -52,9 +54,15 @@ fn cluster_state(c: &AnyCluster) -> Value {
         c.hosts()
             .iter()
             .map(|h| {
-                json!({"address": h.addr.to_string(), "hostname": h.hostname,
+                let mut host = json!({"address": h.addr.to_string(), "hostname": h.hostname,
+                       "health_flags": h.health_flags(),
                        "cx_active": h.cx_active.get(), "rq_active": h.rq_active.get(),
-                       "rq_total": h.counters.rq_total.get()})
+                       "rq_total": h.counters.rq_total.get(),
+                       "rq_error": h.counters.rq_error.get()});
+                if let AnyCluster::Tcp(u) = c {
+                    mesh_host_state(&mut host, &u.host_state(h.addr));
+                }
+                host
             })
             .collect()
     };

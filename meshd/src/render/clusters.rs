@@ -193,8 +193,9 @@ fn health_status(h: &HostInfo) -> Value {
     v
 }
 
-/// meshd's per-host additions to Envoy's JSON host status (`mesh_outlier`, `mesh_health_check`).
-fn mesh_host_state(host: &mut Value, state: &HostState) {
+/// meshd's per-host additions to Envoy's JSON host status (`mesh_outlier`, `mesh_health_check`);
+/// `meshctl describe --live` shows the same fields.
+pub fn mesh_host_state(host: &mut Value, state: &HostState) {
     if let Some(o) = &state.outlier {
         if let Some(rate) = o.success_rate {
             host["success_rate"] = json!({"value": rate});
