@@ -152,7 +152,10 @@ pub fn live_text(live: &Value) -> String {
 /// (`/failed_outlier_check: ejected for consecutive_5xx (ejection 2), 1.4s left`), then the
 /// outlier counters and the health check's state when the cluster has them.
 fn host_health(h: &Value) -> String {
-    let flags = h.get("health_flags").and_then(Value::as_str).unwrap_or("healthy");
+    let flags = h
+        .get("health_flags")
+        .and_then(Value::as_str)
+        .unwrap_or("healthy");
     let mut out = flags.to_string();
     let o = h.get("mesh_outlier");
     if let Some(o) = o.filter(|o| o.get("ejected").and_then(Value::as_bool) == Some(true)) {

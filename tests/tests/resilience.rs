@@ -432,3 +432,123 @@ fn under_overload_retries_stay_within_the_budget() {
         .any(|l| l["flags"].as_str().is_some_and(|f| f.contains("UO"))));
     drop((a, b));
 }
+
+/// A port free on both 127.0.0.2 and 127.0.0.3 right now (meshd binds it next).
+fn port_free_on_both() -> u16 {
+    for _ in 0..10 {
+        let a = std::net::TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        let port = a.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.3", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3 in 10 tries");
+}
+
+#[test]
+fn an_upstream_meshd_refusing_for_overload_is_neither_retried_nor_ejected() {
+    use mesh_tests::{Gate, RawConn, RawUpstream};
+    // The service's two replicas are meshd (node svc, one connection and one queued request
+    // allowed to its app) in front of apps held by a gate: a third request at a replica is
+    // refused there with 503 and x-envoy-overloaded, as Envoy does.
+    let gate = Gate::default();
+    let app = || {
+        let gate = gate.clone();
+        RawUpstream::start(move |c: &mut RawConn| {
+            while c.next_request().is_some() {
+                if !gate.wait() || !c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n") {
+                    return false;
+                }
+            }
+            false
+        })
+    };
+    let (app_a, app_b) = (app(), app());
+    let port = port_free_on_both();
+    let mut listener = outlier(2, 100);
+    merge(
+        &mut listener,
+        &json!({"connectionPool": {"http": {"maxConnections": 1, "maxPendingRequests": 1}}}),
+    );
+    let mesh = Mesh::write(
+        port,
+        listener,
+        json!({"retryPolicy": {"maxRetries": 3,
+            "perRetryTimeout": {"unit": "s", "value": 15},
+            "httpRetryEvents": ["server-error", "gateway-error"]}}),
+    );
+    let replica = |ip: &str, app: &RawUpstream| {
+        let config = mesh._dir.path().join(format!("config-{ip}"));
+        std::fs::create_dir_all(&config).expect("mkdir");
+        for e in std::fs::read_dir(&mesh.config).expect("config").flatten() {
+            std::fs::copy(e.path(), config.join(e.file_name())).expect("copy");
+        }
+        let listen = format!("svc={ip}:{port}");
+        let up = format!("svc={}", app.addr);
+        Meshd::start(
+            &config,
+            &["--node", "svc", "--listen", &listen, "--app", &up],
+        )
+    };
+    let (ra, rb) = (replica("127.0.0.2", &app_a), replica("127.0.0.3", &app_b));
+    let c = mesh.start();
+
+    // Six requests at once: round robin gives each replica three; each holds one at its app,
+    // queues one and refuses one.
+    let egress = c.egress;
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let r = http(
+                    "GET",
+                    &format!("http://{egress}/o{i}"),
+                    &[("Host", SERVICE)],
+                    None,
+                );
+                (r.status, r.header("x-envoy-overloaded").map(str::to_owned))
+            })
+        })
+        .collect();
+    // The two refusals come back while the gate is still shut.
+    let refused = mesh.log_lines(2);
+    assert!(!gate.is_open());
+    gate.open();
+    let mut got: Vec<(u16, Option<String>)> = clients
+        .into_iter()
+        .map(|t| t.join().expect("client"))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (200, None),
+            (200, None),
+            (200, None),
+            (200, None),
+            (503, Some("true".into())),
+            (503, Some("true".into())),
+        ]
+    );
+    // The caller neither retried them nor held them against the replicas.
+    for l in &refused {
+        assert_eq!(
+            (l["code"].as_u64(), l["attempts"].as_u64()),
+            (Some(503), Some(1)),
+            "{l}"
+        );
+    }
+    assert_eq!(c.stat(port, "upstream_rq_retry"), 0);
+    for r in [&ra, &rb] {
+        let refusals = r.stat(&format!(
+            "cluster.cds_ingress_m_svc_http_{port}.upstream_rq_pending_overflow"
+        ));
+        assert_eq!(refusals, 1);
+    }
+    for h in [ra.listener("svc-ingress"), rb.listener("svc-ingress")] {
+        let host = c.host(port, h);
+        assert_eq!(host["health_flags"], "healthy", "{host:?}");
+        assert_eq!(host["outlier_consecutive_5xx"], "0", "{host:?}");
+        assert_eq!(host["outlier_consecutive_gateway_failure"], "0", "{host:?}");
+    }
+    assert!(mesh.events().is_empty(), "{:?}", mesh.events());
+}
