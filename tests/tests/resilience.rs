@@ -194,9 +194,13 @@ fn outlier(max_server_errors: u32, percent: u32) -> Value {
 fn a_failing_replica_is_retried_around_then_ejected_and_ejected_longer_when_it_fails_again() {
     let (a, b) = two_replicas(&[], &["--fail-every", "1", "--fail-status", "502"]);
     let port = a.addr.port();
+    // A 2 s interval: the ejection backoff decays at the first interval b spends in rotation,
+    // so b must fail again within 2 s of its return for the second ejection to be longer.
+    let mut listener = outlier(3, 50);
+    listener["outlierDetection"]["interval"]["value"] = json!(2);
     let mesh = Mesh::write(
         port,
-        outlier(3, 50),
+        listener,
         json!({"retryPolicy": {"maxRetries": 2,
             "perRetryTimeout": {"unit": "s", "value": 5},
             "httpRetryEvents": ["server-error"]}}),
@@ -260,7 +264,7 @@ fn a_failing_replica_is_retried_around_then_ejected_and_ejected_longer_when_it_f
         assert_eq!(c.get(&format!("/again{i}")).status, 200);
     }
     assert!(
-        unejected.elapsed() < Duration::from_secs(1),
+        unejected.elapsed() < Duration::from_secs(2),
         "too slow to test the backoff"
     );
     let events = mesh.events();
@@ -298,7 +302,10 @@ fn a_killed_replica_gives_uf_is_ejected_and_returns_through_the_health_check() {
     let (a, mut b) = two_replicas(&[], &[]);
     let port = a.addr.port();
     let b_addr = b.addr;
+    // Ejected for a minute: only the health check (every 5 s, App Mesh's minimum) can bring b
+    // back within the test.
     let mut listener = outlier(2, 50);
+    listener["outlierDetection"]["baseEjectionDuration"]["value"] = json!(60);
     merge(
         &mut listener,
         &json!({"healthCheck": {"protocol": "http", "path": "/ping", "port": port,
