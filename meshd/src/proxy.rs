@@ -8,24 +8,24 @@
 //!    accounting of the gateway's `connectionPool`): refused → 503 `UO`;
 //! 3. routing picks a cluster: no route → 404 `NR`;
 //! 4. [`attempts`] loops, one attempt per pass (the route's retry policy decides how many):
-//!    a. the balancer picks a usable host (not ejected, not failing its health check; one not
-//!       tried yet by this request when there is one) and the cluster's pool hands out a
-//!       connection to it ([`mesh_core::pool`] documents the order of limits):
-//!       `max_pending_requests` or `max_requests` reached → 503 `UO` with
-//!       `x-envoy-overloaded: true` and `x-mesh-overflow: <limit> <cluster>`; no usable host →
-//!       503 `UH`; connect failure or timeout → 503 `UF`;
-//!    b. the request is sent ([`send`]) under the per-try timeout. It is sent again, once, on a
-//!       newly opened connection when a reused keep-alive connection turns out closed by the
-//!       upstream, if either nothing of it was written, or it has no body and an idempotent
-//!       method and the connection closed before a response head (counted in
-//!       `upstream_rq_resent_on_new_cx`). Otherwise: a response head above 60 KiB or malformed
-//!       → 502 `UPE`; the client's body broke its framing → 400 `DPE`; any other failure → 503
-//!       `UC`; the per-try timeout → 504 `UT`;
-//!    c. the attempt's [`Outcome`] is recorded against its host (outlier detection) and
-//!       [`RetryState`] decides: retry after a jittered backoff (the body, kept up to 64 KiB, is
-//!       sent again), or answer with this attempt's result, flagged `URX` when the retries ran
-//!       out and `UO` when the retry budget or `max_retries` refused one. A local overflow and a
-//!       response with `x-envoy-overloaded` are never retried;
+//!    - the balancer picks a usable host (not ejected, not failing its health check; one not
+//!      tried yet by this request when there is one) and the cluster's pool hands out a
+//!      connection to it ([`mesh_core::pool`] documents the order of limits):
+//!      `max_pending_requests` or `max_requests` reached → 503 `UO` with
+//!      `x-envoy-overloaded: true` and `x-mesh-overflow: <limit> <cluster>`; no usable host →
+//!      503 `UH`; connect failure or timeout → 503 `UF`;
+//!    - the request is sent ([`send`]) under the per-try timeout. It is sent again, once, on a
+//!      newly opened connection when a reused keep-alive connection turns out closed by the
+//!      upstream, if either nothing of it was written, or it has no body and an idempotent
+//!      method and the connection closed before a response head (counted in
+//!      `upstream_rq_resent_on_new_cx`). Otherwise: a response head above 60 KiB or malformed
+//!      → 502 `UPE`; the client's body broke its framing → 400 `DPE`; any other failure → 503
+//!      `UC`; the per-try timeout → 504 `UT`;
+//!    - the attempt's [`Outcome`] is recorded against its host (outlier detection) and
+//!      [`RetryState`] decides: retry after a jittered backoff (the body, kept up to 64 KiB, is
+//!      sent again), or answer with this attempt's result, flagged `URX` when the retries ran
+//!      out and `UO` when the retry budget or `max_retries` refused one. A local overflow and a
+//!      response with `x-envoy-overloaded` are never retried;
 //! 5. the timers ([`timeout`]) run from the start until the response's last byte, over every
 //!    attempt and backoff: the
 //!    per-request timeout → 504 `UT` before the response headers, the response cut after them;
