@@ -585,3 +585,91 @@ fn validate_reads_a_directory_as_meshd_does() {
         );
     }
 }
+
+#[test]
+fn bad_retry_outlier_and_health_check_settings_are_refused_naming_the_range() {
+    let (tmp, config) = walkthrough_config();
+    let app = mesh_tests::DemoApp::start("green", &[]);
+    let app_flag = format!("green={}", app.addr);
+    let m = Meshd::start(&config, &[GREEN, &["--app", &app_flag]].concat());
+    let before = snapshot(&config);
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(config.join(name)).expect("read"))
+            .expect("json")
+    };
+    let file = tmp.path().join("bad.json");
+    let path = file.to_str().expect("path");
+    let mut route = read("route-green.json");
+    let mut node = read("vn-green.json");
+    let l = "spec.listeners[0]";
+    let rp = "spec.httpRoute.retryPolicy";
+    let cases = [
+        (
+            "route",
+            json!({"maxRetries": 2, "perRetryTimeout": {"unit": "ms", "value": 500}}),
+            format!("bad.json: route/color-paths/green: {rp}: at least one retry event must be set"),
+        ),
+        (
+            "outlier",
+            json!({"maxServerErrors": 0, "interval": {"unit": "s", "value": 10},
+                   "baseEjectionDuration": {"unit": "s", "value": 30}, "maxEjectionPercent": 50}),
+            format!("bad.json: virtualnode/green: {l}.outlierDetection.maxServerErrors: must be between 1 and 4294967295, got 0"),
+        ),
+        (
+            "percent",
+            json!({"maxServerErrors": 5, "interval": {"unit": "s", "value": 10},
+                   "baseEjectionDuration": {"unit": "s", "value": 30}, "maxEjectionPercent": 101}),
+            format!("bad.json: virtualnode/green: {l}.outlierDetection.maxEjectionPercent: must be between 0 and 100, got 101"),
+        ),
+        (
+            "health",
+            json!({"protocol": "http", "path": "/ping", "intervalMillis": 5000,
+                   "timeoutMillis": 2000, "healthyThreshold": 11, "unhealthyThreshold": 2}),
+            format!("bad.json: virtualnode/green: {l}.healthCheck.healthyThreshold: must be between 2 and 10, got 11"),
+        ),
+    ];
+    for (what, value, expected) in cases {
+        let doc = match what {
+            "route" => {
+                route["spec"]["httpRoute"]["retryPolicy"] = value;
+                route.clone()
+            }
+            "health" => {
+                let mut n = node.clone();
+                n["spec"]["listeners"][0]["healthCheck"] = value;
+                n
+            }
+            _ => {
+                node["spec"]["listeners"][0]["outlierDetection"] = value;
+                node.clone()
+            }
+        };
+        write_json(&file, &doc);
+        for args in [vec!["validate", "-f", path], vec!["apply", "-f", path]] {
+            let r = meshctl(&m.socket, &args);
+            assert_eq!(r.code, 2, "{what} {args:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&expected),
+                "{what} {args:?}: {}",
+                r.stderr
+            );
+        }
+    }
+    assert_eq!(snapshot(&config), before, "a refused apply wrote something");
+    // What was applied before still serves, with its health check.
+    let green = describe(&m.socket, "vn", "green");
+    assert_eq!(
+        green["virtualNode"]["spec"]["listeners"][0]["healthCheck"]["healthyThreshold"], 2,
+        "{green}"
+    );
+    assert!(
+        green["virtualNode"]["spec"]["listeners"][0]
+            .get("outlierDetection")
+            .is_none(),
+        "{green}"
+    );
+    assert_eq!(
+        mesh_tests::http_get(&format!("http://{}/", m.listener("green-ingress"))).status,
+        200
+    );
+}
