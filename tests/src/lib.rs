@@ -410,10 +410,15 @@ impl Meshd {
     /// [`state_dir_of`] the config directory, so a restart on the same directory finds the
     /// journal and snapshot of the previous run, as `/var/lib/meshd` would.
     pub fn start(config_dir: &Path, extra: &[&str]) -> Meshd {
+        Meshd::start_as(Command::new(bin("meshd")), config_dir, extra)
+    }
+
+    /// [`Meshd::start`] with `cmd` as the command line up to meshd's own flags: meshd itself,
+    /// or a wrapper that ends by executing it (keeping its PID, which [`Proc`] kills).
+    pub fn start_as(mut cmd: Command, config_dir: &Path, extra: &[&str]) -> Meshd {
         let dir = tempfile::tempdir().expect("tempdir");
         let addr_file = dir.path().join("admin.addr");
         let socket = dir.path().join("meshd.sock");
-        let mut cmd = Command::new(bin("meshd"));
         cmd.arg("--config-dir")
             .arg(config_dir)
             .args(["--admin", "127.0.0.1:0", "--admin-address-path"])
