@@ -142,9 +142,12 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of a response with `status` and `headers` (reads `x-envoy-overloaded`).
     pub fn from_response(status: u16, headers: &http::HeaderMap) -> Outcome {
+        // A `HeaderName`, not a `&str`: the lookup then skips parsing the name each time.
+        static X_ENVOY_OVERLOADED: http::HeaderName =
+            http::HeaderName::from_static("x-envoy-overloaded");
         Outcome::Response {
             status,
-            overloaded: headers.contains_key("x-envoy-overloaded"),
+            overloaded: headers.contains_key(&X_ENVOY_OVERLOADED),
         }
     }
 

@@ -10,6 +10,7 @@ use http::{Method, Request};
 use http_body::Body as _;
 use mesh_core::pool::{CheckoutOptions, HostInfo};
 
+use super::outgoing::Outgoing;
 use super::{Failure, Sent};
 use crate::body::RequestBody;
 use crate::upstream::TcpCluster;
@@ -23,16 +24,6 @@ fn replayable(req: &Request<RequestBody>) -> bool {
         *req.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     ) && req.body().is_end_stream()
-}
-
-/// The same request, with an empty body (only [`replayable`] requests are copied).
-fn copy_of(req: &Request<RequestBody>) -> Request<RequestBody> {
-    let mut copy = Request::new(req.body().emptied());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
 }
 
 /// Whether the connection was closed by the upstream (EOF or reset) before a response head.
@@ -56,16 +47,19 @@ fn closed_before_response(e: &hyper::Error) -> bool {
     false
 }
 
-/// Gets a connection and sends the request; `tried` is the host it is in flight to.
+/// Gets a connection and sends the attempt's request `req` (made by `out`); `tried` is the host
+/// it is in flight to.
 ///
-/// The loop is where retries live. Today it sends a request again once, on a newly opened
-/// connection (never another idle one, which may be just as stale), when the connection it was
-/// sent on was reused from the pool and the upstream had closed it: either hyper hands the
-/// request back unsent (nothing was written, so anything may be sent again), or the request is
-/// [`replayable`] and the connection closed before any response head. Each resend counts
-/// `upstream_rq_resent_on_new_cx`. A failure on a new connection is never resent.
+/// It sends the request again once, on a newly opened connection (never another idle one,
+/// which may be just as stale), when the connection it was sent on was reused from the pool and
+/// the upstream had closed it: either hyper hands the request back unsent (nothing was written,
+/// so anything may be sent again), or the request is [`replayable`] and the connection closed
+/// before any response head (then `out` makes it again: nothing is copied before a failure).
+/// Each resend counts `upstream_rq_resent_on_new_cx`. A failure on a new connection is never
+/// resent.
 pub(super) async fn send(
     cluster: &Arc<TcpCluster>,
+    out: &mut Outgoing,
     mut req: Request<RequestBody>,
     tried: &mut Option<Arc<HostInfo>>,
     avoid: &[SocketAddr],
@@ -87,19 +81,21 @@ pub(super) async fn send(
             }
             Err(e) => return Err(Failure::Reset(addr, e, false)),
             Ok(()) => {
-                let copy = (may_resend && replayable(&req)).then(|| copy_of(&req));
+                let again = may_resend && replayable(&req) && out.replayable();
                 let sent_at = Instant::now();
                 match conn.try_send_request(req).await {
                     Ok(resp) => return Ok((checkout, resp, sent_at.elapsed())),
-                    Err(mut e) => match (e.take_message(), copy) {
-                        (Some(unsent), _) if may_resend => req = unsent,
-                        (None, Some(copy)) if closed_before_response(e.error()) => {
-                            tracing::debug!(cluster = %cluster.info().name, %addr, error = %e.error(), "reused connection closed before a response; sending the request again on a new connection");
-                            req = copy;
-                        }
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) if may_resend => req = unsent,
                         // hyper handed the request back: none of it was written.
-                        (Some(_), _) => return Err(Failure::Reset(addr, e.into_error(), false)),
-                        _ => return Err(Failure::Reset(addr, e.into_error(), true)),
+                        Some(_) => return Err(Failure::Reset(addr, e.into_error(), false)),
+                        None => match again.then(|| out.request()).flatten() {
+                            Some(copy) if closed_before_response(e.error()) => {
+                                tracing::debug!(cluster = %cluster.info().name, %addr, error = %e.error(), "reused connection closed before a response; sending the request again on a new connection");
+                                req = copy;
+                            }
+                            _ => return Err(Failure::Reset(addr, e.into_error(), true)),
+                        },
                     },
                 }
             }
