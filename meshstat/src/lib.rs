@@ -1,7 +1,7 @@
 //! meshstat: stats, clusters and access logs of one or many meshd, made for grep and jq.
 //!
 //! The binary is a thin shell over [`run`]. Each subcommand lives in its own module:
-//! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`watch`], [`log`] (with [`logparse`]),
+//! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`hosts`], [`watch`], [`log`] (with [`logparse`]),
 //! [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`]. All HTTP goes
 //! through [`admin::Admin`].
 
@@ -9,6 +9,7 @@ pub mod admin;
 pub mod cli;
 pub mod clusters;
 pub mod error;
+pub mod hosts;
 pub mod log;
 pub mod logparse;
 pub mod output;
@@ -72,6 +73,33 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
                     } else {
                         for l in clusters::text(c, prefix.then_some(src.as_str())) {
                             out.line(&l)?;
+                        }
+                    }
+                }
+            }
+            out.flush()?;
+            finish(failed, false)
+        }
+        Some(Command::Hosts {
+            pattern,
+            out: only_out,
+        }) => {
+            let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
+            let (sources, failed) = gather(&admins, Admin::clusters)?;
+            let prefix = sources.len() > 1;
+            for (src, list) in &sources {
+                for c in list
+                    .iter()
+                    .filter(|c| stats::matches(&patterns, clusters::name(c)))
+                {
+                    for h in hosts::rows(src, c) {
+                        if only_out && h.in_rotation {
+                            continue;
+                        }
+                        if json {
+                            out.line(&serde_json::to_string(&h).unwrap_or_default())?;
+                        } else {
+                            out.line(&h.text(prefix))?;
                         }
                     }
                 }
