@@ -1,8 +1,8 @@
 //! meshstat: stats, clusters and access logs of one or many meshd, made for grep and jq.
 //!
 //! The binary is a thin shell over [`run`]. Each subcommand lives in its own module:
-//! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`hosts`], [`watch`], [`log`] (with [`logparse`]),
-//! [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`]. All HTTP goes
+//! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`hosts`], [`watch`], [`log`] (with
+//! [`logparse`]), [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`]. All HTTP goes
 //! through [`admin::Admin`].
 
 pub mod admin;
@@ -287,12 +287,11 @@ fn run_why(
     for (src, (st, cl)) in &sources {
         let found = why::findings(src, st, cl, patterns);
         if found.is_empty() && !json {
-            out.line(&format!(
-                "{src}: no limit refused a request (clusters checked: {})",
-                cl.iter()
-                    .filter(|c| stats::matches(patterns, clusters::name(c)))
-                    .count()
-            ))?;
+            let checked = cl
+                .iter()
+                .filter(|c| stats::matches(patterns, clusters::name(c)))
+                .count();
+            out.line(&why::nothing(src, checked))?;
         }
         for f in &found {
             if json {
@@ -303,12 +302,13 @@ fn run_why(
         }
     }
     for (name, s) in &summaries {
+        let counts = why::verdict::LogCounts::of(name, s);
         if json {
-            let v = serde_json::json!({"log": name, "requests": s.kept, "UO": s.flag_count("UO"),
-                "URX": s.flag_count("URX"), "unparsed": s.unparsed});
+            let mut v = serde_json::to_value(&counts).unwrap_or_default();
+            v["kind"] = "log".into();
             out.line(&v.to_string())?;
         } else {
-            for l in why::log_sentences(name, s) {
+            for l in counts.sentences() {
                 out.line(&l)?;
             }
         }
