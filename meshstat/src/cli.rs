@@ -156,11 +156,34 @@ Examples:
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Explain refusals: which limit of which cluster on which meshd refused how many requests.
+    /// Overload or dead hosts? Per cluster: limits that refused, hosts out of rotation, retries.
+    #[command(
+        after_help = "Per cluster of each meshd, one sentence per finding (-o json: one object each, with a \"kind\"):
+  limit            a limit refused requests (503 UO): which, how many, configured value, peak
+  no_healthy_host  requests found no usable host (503 UH), and the hosts out of rotation now
+  connect_fail     connections failed to open (UF), per host
+  ejections        outlier ejections by type, and the hosts ejected now with the time left
+  health_check     failed health checks, and the hosts failing now
+  timeouts         requests that timed out (504 UT)
+  retries          retries as a share of the requests sent upstream (upstream_rq_total), those
+                   that ran out (URX) and those held back by the retry budget or max_retries (UO)
+  verdict          overload (limits refused, retries held back), dead hosts (UH, UF, ejections,
+                   failed health checks), overload and dead hosts, or failing upstream (only
+                   retries, URX or UT: errors from hosts that stayed in rotation)
+A meshd where nothing was refused or failed gets one line saying so (none with -o json).
+--log FILE counts UO, URX, UH, UF, UC, UR and UT lines and gives the same verdict words
+(-o json: one object with \"kind\": \"log\"). URX alone can't tell overload from failing hosts:
+the upstream's own log or `meshstat why --admin <upstream>` shows whether it refused (UO).
+
+Examples:
+  meshstat why
+  meshstat why svc --log /var/log/meshd/access.log
+  meshstat -o json why | jq 'select(.kind == \"verdict\")'"
+    )]
     Why {
         /// Only clusters whose name matches this regular expression.
         pattern: Option<String>,
-        /// Also read this access log (repeatable): UO vs URX lines.
+        /// Also read this access log (repeatable): UO, URX, UH, UF, UC, UR, UT lines.
         #[arg(long = "log", value_name = "FILE")]
         logs: Vec<PathBuf>,
     },
