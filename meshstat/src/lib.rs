@@ -86,7 +86,8 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
         }) => {
             let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
             let (sources, failed) = gather(&admins, Admin::clusters)?;
-            let prefix = sources.len() > 1;
+            // Several --admin: every line names its source, even when one could not be read.
+            let prefix = admins.len() > 1;
             for (src, list) in &sources {
                 for c in list
                     .iter()
