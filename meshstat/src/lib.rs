@@ -305,9 +305,7 @@ fn run_why(
     for (name, s) in &summaries {
         let counts = why::verdict::LogCounts::of(name, s);
         if json {
-            let mut v = serde_json::to_value(&counts).unwrap_or_default();
-            v["kind"] = "log".into();
-            out.line(&v.to_string())?;
+            out.line(&serde_json::to_string(&counts).unwrap_or_default())?;
         } else {
             for l in counts.sentences() {
                 out.line(&l)?;

@@ -313,6 +313,7 @@ fn logs_count_the_flags_and_give_the_same_verdict_words() {
         ]
     );
     let v = serde_json::to_value(&c).expect("json");
+    assert_eq!(v["kind"], "log");
     assert_eq!(
         (
             v["UO"].as_u64(),

@@ -167,6 +167,8 @@ pub fn sentence(v: &Verdict) -> String {
 /// The flags of one access log that `why` reads, with its verdict (`kind: "log"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogCounts {
+    /// `log`, the JSON object's kind.
+    pub kind: &'static str,
     /// The file.
     pub log: String,
     /// Requests (parsed lines).
@@ -207,6 +209,7 @@ impl LogCounts {
         let ut = s.flag_count("UT");
         let any = uo + urx + uh + uf + uc + ur + ut > 0;
         LogCounts {
+            kind: "log",
             log: log.to_owned(),
             requests: s.kept,
             uo,
