@@ -2,8 +2,8 @@
 //!
 //! The binary is a thin shell over [`run`]. Each subcommand lives in its own module:
 //! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`hosts`], [`watch`], [`log`] (with
-//! [`logparse`]), [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`]. All HTTP goes
-//! through [`admin::Admin`].
+//! [`logparse`]), [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`].
+//! All HTTP goes through [`admin::Admin`].
 
 pub mod admin;
 pub mod cli;
@@ -85,28 +85,7 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
             out: only_out,
         }) => {
             let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
-            let (sources, failed) = gather(&admins, Admin::clusters)?;
-            // Several --admin: every line names its source, even when one could not be read.
-            let prefix = admins.len() > 1;
-            for (src, list) in &sources {
-                for c in list
-                    .iter()
-                    .filter(|c| stats::matches(&patterns, clusters::name(c)))
-                {
-                    for h in hosts::rows(src, c) {
-                        if only_out && h.in_rotation {
-                            continue;
-                        }
-                        if json {
-                            out.line(&serde_json::to_string(&h).unwrap_or_default())?;
-                        } else {
-                            out.line(&h.text(prefix))?;
-                        }
-                    }
-                }
-            }
-            out.flush()?;
-            finish(failed, false)
+            run_hosts(&admins, &patterns, only_out, json, out)
         }
         Some(Command::Watch {
             patterns,
@@ -259,6 +238,37 @@ fn run_log(
         );
     }
     Ok(0)
+}
+
+fn run_hosts(
+    admins: &[Admin],
+    patterns: &[Regex],
+    only_out: bool,
+    json: bool,
+    out: &mut Out,
+) -> Result<i32> {
+    let (sources, failed) = gather(admins, Admin::clusters)?;
+    // Several --admin: every line names its source, even when one could not be read.
+    let prefix = admins.len() > 1;
+    for (src, list) in &sources {
+        for c in list
+            .iter()
+            .filter(|c| stats::matches(patterns, clusters::name(c)))
+        {
+            for h in hosts::rows(src, c) {
+                if only_out && h.in_rotation {
+                    continue;
+                }
+                if json {
+                    out.line(&serde_json::to_string(&h).unwrap_or_default())?;
+                } else {
+                    out.line(&h.text(prefix))?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    finish(failed, false)
 }
 
 fn run_why(
