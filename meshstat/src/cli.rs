@@ -26,9 +26,12 @@ pub enum Format {
   meshstat --admin 10.0.0.1:9901 --admin 10.0.0.2:9901 --sum rq_pending_refused
   meshstat -o json upstream_rq | jq 'select(.value > 0)'
   meshstat clusters pyserver | grep cx_active
+  meshstat hosts                            each host: state, reason, ejection time left
+  meshstat hosts --out svc                  only the hosts out of rotation, of clusters matching svc
   meshstat watch 'upstream_rq_total|cx_active' --interval 2s
   meshstat log --flag UO /var/log/meshd/access.log
   kubectl logs -l app=pyclient -c envoy | meshstat log --code 5xx
+  meshstat why                              overload (limits, UO) or dead hosts (UH, UF, ejections)?
   meshstat why --log /var/log/meshd/access.log
   meshstat flags
 
@@ -84,6 +87,40 @@ pub enum Command {
         /// Only clusters whose name matches this regular expression.
         pattern: Option<String>,
     },
+    /// Every host of the matching clusters: in rotation or not, why, and until when.
+    #[command(
+        after_help = "One line per host: [SOURCE] CLUSTER HOST STATE REASON ejections=N left=TIME
+rq_active=N rq_total=N rq_error=N cx_connect_fail=N hc=STATE, `-` where a value is absent.
+
+STATE (several joined by `,`):
+  healthy     in rotation
+  ejected     taken out by outlier detection until `left` runs out
+  failed_hc   fails its active health check: out until it passes again
+  unchecked   has a health check that has not answered yet (meshd sends it traffic meanwhile)
+REASON (one per state word that has one, joined by `,`):
+  consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure
+              the ejection type (as the outlier_detection.ejections_enforced_* stats)
+  hc_failed   the health check failed (unexpected status, refused, reset)
+  hc_timeout  the last health check timed out
+hc is the health check's state (unchecked, healthy, unhealthy), `-` without one; ejections is `-`
+without outlier detection.
+-o json: one object per host with source, cluster, host, hostname, state, reason, in_rotation,
+ejections, ejection_time_left_ms, consecutive_5xx, consecutive_gateway_failure,
+consecutive_local_origin_failure, success_rate, health_check, hc_consecutive_failures,
+hc_consecutive_successes, rq_active, rq_total, rq_error, cx_connect_fail (null when absent).
+
+Examples:
+  meshstat hosts
+  meshstat hosts --out svc            hosts of clusters matching svc that are out of rotation
+  meshstat -o json hosts | jq 'select(.in_rotation | not)'"
+    )]
+    Hosts {
+        /// Only clusters whose name matches this regular expression.
+        pattern: Option<String>,
+        /// Only hosts out of rotation (ejected or failing their health check).
+        #[arg(long)]
+        out: bool,
+    },
     /// Refresh matching stats: counters as a rate per second, gauges as values.
     Watch {
         /// Stats to watch (regular expressions).
@@ -119,11 +156,34 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Explain refusals: which limit of which cluster on which meshd refused how many requests.
+    /// Overload or dead hosts? Per cluster: limits that refused, hosts out of rotation, retries.
+    #[command(
+        after_help = "Per cluster of each meshd, one sentence per finding (-o json: one object each, with a \"kind\"):
+  limit            a limit refused requests (503 UO): which, how many, configured value, peak
+  no_healthy_host  requests found no usable host (503 UH), and the hosts out of rotation now
+  connect_fail     connections failed to open (UF), per host
+  ejections        outlier ejections by type, and the hosts ejected now with the time left
+  health_check     failed health checks, and the hosts failing now
+  timeouts         requests that timed out (504 UT)
+  retries          retries as a share of the requests sent upstream (upstream_rq_total), those
+                   that ran out (URX) and those held back by the retry budget or max_retries (UO)
+  verdict          overload (limits refused, retries held back), dead hosts (UH, UF, ejections,
+                   failed health checks), overload and dead hosts, or failing upstream (only
+                   retries, URX or UT: errors from hosts that stayed in rotation)
+A meshd where nothing was refused or failed gets one line saying so (none with -o json).
+--log FILE counts UO, URX, UH, UF, UC, UR and UT lines and gives the same verdict words
+(-o json: one object with \"kind\": \"log\"). URX alone can't tell overload from failing hosts:
+the upstream's own log or `meshstat why --admin <upstream>` shows whether it refused (UO).
+
+Examples:
+  meshstat why
+  meshstat why svc --log /var/log/meshd/access.log
+  meshstat -o json why | jq 'select(.kind == \"verdict\")'"
+    )]
     Why {
         /// Only clusters whose name matches this regular expression.
         pattern: Option<String>,
-        /// Also read this access log (repeatable): UO vs URX lines.
+        /// Also read this access log (repeatable): UO, URX, UH, UF, UC, UR, UT lines.
         #[arg(long = "log", value_name = "FILE")]
         logs: Vec<PathBuf>,
     },

@@ -28,7 +28,7 @@ pub struct LimitState {
     pub open: bool,
 }
 
-fn u(v: Option<&Value>) -> Option<u64> {
+pub(crate) fn u(v: Option<&Value>) -> Option<u64> {
     match v? {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
@@ -104,7 +104,8 @@ pub fn health(h: &Value) -> String {
     }
 }
 
-fn host_address(h: &Value) -> String {
+/// A host's `ip:port` (`[ip]:port` for IPv6).
+pub(crate) fn host_address(h: &Value) -> String {
     let sa = h.pointer("/address/socket_address");
     let ip = sa
         .and_then(|s| s.get("address"))
@@ -119,7 +120,7 @@ fn host_address(h: &Value) -> String {
 }
 
 /// A host's stats by name, sorted; Envoy omits zero values, they read 0 here.
-fn host_stats(h: &Value) -> Map<String, Value> {
+pub(crate) fn host_stats(h: &Value) -> Map<String, Value> {
     let mut m: Vec<(String, u64)> = h
         .get("stats")
         .and_then(Value::as_array)
@@ -138,7 +139,8 @@ fn host_stats(h: &Value) -> Map<String, Value> {
     m.into_iter().map(|(k, v)| (k, json!(v))).collect()
 }
 
-fn hosts(c: &Value) -> Vec<&Value> {
+/// The cluster's `host_statuses`.
+pub(crate) fn hosts(c: &Value) -> Vec<&Value> {
     c.get("host_statuses")
         .and_then(Value::as_array)
         .map(|a| a.iter().collect())

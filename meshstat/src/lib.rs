@@ -1,14 +1,15 @@
 //! meshstat: stats, clusters and access logs of one or many meshd, made for grep and jq.
 //!
 //! The binary is a thin shell over [`run`]. Each subcommand lives in its own module:
-//! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`watch`], [`log`] (with [`logparse`]),
-//! [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`]. All HTTP goes
-//! through [`admin::Admin`].
+//! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`hosts`], [`watch`], [`log`] (with
+//! [`logparse`]), [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`].
+//! All HTTP goes through [`admin::Admin`].
 
 pub mod admin;
 pub mod cli;
 pub mod clusters;
 pub mod error;
+pub mod hosts;
 pub mod log;
 pub mod logparse;
 pub mod output;
@@ -78,6 +79,13 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
             }
             out.flush()?;
             finish(failed, false)
+        }
+        Some(Command::Hosts {
+            pattern,
+            out: only_out,
+        }) => {
+            let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
+            run_hosts(&admins, &patterns, only_out, json, out)
         }
         Some(Command::Watch {
             patterns,
@@ -232,6 +240,37 @@ fn run_log(
     Ok(0)
 }
 
+fn run_hosts(
+    admins: &[Admin],
+    patterns: &[Regex],
+    only_out: bool,
+    json: bool,
+    out: &mut Out,
+) -> Result<i32> {
+    let (sources, failed) = gather(admins, Admin::clusters)?;
+    // Several --admin: every line names its source, even when one could not be read.
+    let prefix = admins.len() > 1;
+    for (src, list) in &sources {
+        for c in list
+            .iter()
+            .filter(|c| stats::matches(patterns, clusters::name(c)))
+        {
+            for h in hosts::rows(src, c) {
+                if only_out && h.in_rotation {
+                    continue;
+                }
+                if json {
+                    out.line(&serde_json::to_string(&h).unwrap_or_default())?;
+                } else {
+                    out.line(&h.text(prefix))?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    finish(failed, false)
+}
+
 fn run_why(
     admins: &[Admin],
     patterns: &[Regex],
@@ -259,12 +298,11 @@ fn run_why(
     for (src, (st, cl)) in &sources {
         let found = why::findings(src, st, cl, patterns);
         if found.is_empty() && !json {
-            out.line(&format!(
-                "{src}: no limit refused a request (clusters checked: {})",
-                cl.iter()
-                    .filter(|c| stats::matches(patterns, clusters::name(c)))
-                    .count()
-            ))?;
+            let checked = cl
+                .iter()
+                .filter(|c| stats::matches(patterns, clusters::name(c)))
+                .count();
+            out.line(&why::nothing(src, checked))?;
         }
         for f in &found {
             if json {
@@ -275,12 +313,11 @@ fn run_why(
         }
     }
     for (name, s) in &summaries {
+        let counts = why::verdict::LogCounts::of(name, s);
         if json {
-            let v = serde_json::json!({"log": name, "requests": s.kept, "UO": s.flag_count("UO"),
-                "URX": s.flag_count("URX"), "unparsed": s.unparsed});
-            out.line(&v.to_string())?;
+            out.line(&serde_json::to_string(&counts).unwrap_or_default())?;
         } else {
-            for l in why::log_sentences(name, s) {
+            for l in counts.sentences() {
                 out.line(&l)?;
             }
         }

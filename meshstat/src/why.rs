@@ -1,5 +1,28 @@
-//! `meshstat why`: which limit of which cluster on which meshd refused how many requests, in
-//! words, from the per-limit refusal counters, `/clusters` limits and peaks, and access logs.
+//! `meshstat why`: is it overload or dead hosts? Per cluster of each meshd, in words or as JSON
+//! objects with a `kind`:
+//! * `limit` ([`limits`]): which limit refused how many requests (UO);
+//! * `no_healthy_host`, `connect_fail`, `ejections`, `health_check` ([`hosts`]): requests that
+//!   found no usable host (UH), connections that failed (UF), ejections and failed health
+//!   checks, naming the hosts out of rotation now with reason and time left;
+//! * `timeouts`, `retries` ([`retries`]): requests that timed out (UT); retries as a share of
+//!   the requests sent upstream, those that ran out (URX) and those held back (UO);
+//! * `verdict` ([`verdict`]): `overload`, `dead hosts`, `overload and dead hosts` or
+//!   `failing upstream`, with the numbers that decided it;
+//! * `log`: the same flags counted in access logs, with their verdict.
+//!
+//! Read from `/stats` (zero-valued stats are listed; a missing one means the feature is off and
+//! reads 0) and `/clusters?format=json` (see [`crate::hosts`]).
+
+pub mod hosts;
+pub mod limits;
+pub mod retries;
+pub mod verdict;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use regex::Regex;
 use serde::Serialize;
@@ -7,166 +30,122 @@ use serde_json::Value;
 
 use crate::admin::Stat;
 use crate::clusters;
-use crate::log::Summary;
+use crate::hosts::HostRow;
 
-/// One limit that refused requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// The meshd (admin address).
-    pub source: String,
-    /// The cluster.
-    pub cluster: String,
-    /// The limit (`max_pending_requests`, …).
-    pub limit: String,
-    /// Requests refused by it.
-    pub refused: u64,
-    /// The configured value.
-    pub configured: Option<u64>,
-    /// Highest occupancy seen.
-    pub peak: Option<u64>,
-    /// At capacity right now.
-    pub open: bool,
-    /// The flag the refused requests carry in the access log.
-    pub flag: &'static str,
+/// One thing `why` found about one cluster, tagged with its `kind` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    /// A limit refused requests.
+    Limit(limits::Limit),
+    /// Requests found no usable host.
+    NoHealthyHost(hosts::NoHealthyHost),
+    /// Connections failed to open.
+    ConnectFail(hosts::ConnectFail),
+    /// Hosts were ejected.
+    Ejections(hosts::Ejections),
+    /// Health checks failed.
+    HealthCheck(hosts::HealthCheck),
+    /// Requests timed out.
+    Timeouts(retries::Timeouts),
+    /// Retries were sent, ran out, or were held back.
+    Retries(retries::Retries),
+    /// Overload, dead hosts, or both.
+    Verdict(verdict::Verdict),
 }
 
-/// `(limit, refusal counter, Envoy overflow counter used when the first is absent)`.
-const COUNTERS: [(&str, &str, Option<&str>); 4] = [
-    (
-        "max_connections",
-        "circuit_breakers.default.cx_refused",
-        None,
-    ),
-    (
-        "max_pending_requests",
-        "circuit_breakers.default.rq_pending_refused",
-        Some("upstream_rq_pending_overflow"),
-    ),
-    ("max_requests", "circuit_breakers.default.rq_refused", None),
-    (
-        "max_retries",
-        "circuit_breakers.default.rq_retry_refused",
-        Some("upstream_rq_retry_overflow"),
-    ),
-];
+/// One cluster of one meshd, with what `why` reads of it.
+pub(crate) struct Cluster<'a> {
+    source: &'a str,
+    name: &'a str,
+    json: &'a Value,
+    stats: &'a BTreeMap<&'a str, u64>,
+    hosts: Vec<HostRow>,
+}
 
-/// Every refusing limit of the clusters of `source` whose name matches `patterns`.
+impl<'a> Cluster<'a> {
+    /// `cluster.<name>.<suffix>`, if meshd has it.
+    fn stat(&self, suffix: &str) -> Option<u64> {
+        self.stats
+            .get(format!("cluster.{}.{suffix}", self.name).as_str())
+            .copied()
+    }
+
+    /// `cluster.<name>.<suffix>`, 0 when absent.
+    fn n(&self, suffix: &str) -> u64 {
+        self.stat(suffix).unwrap_or(0)
+    }
+
+    /// The cluster's stats whose name continues `prefix`, as (rest of the name, value).
+    fn with_prefix(&self, prefix: &str) -> Vec<(&'a str, u64)> {
+        let full = format!("cluster.{}.{prefix}", self.name);
+        self.stats
+            .range::<str, _>((Bound::Included(full.as_str()), Bound::Unbounded))
+            .map_while(|(k, v)| k.strip_prefix(full.as_str()).map(|rest| (rest, *v)))
+            .collect()
+    }
+}
+
+/// `one` when `n` is 1, else `many`.
+pub(crate) fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// Everything found about the clusters of `source` whose name matches `patterns`: per cluster,
+/// its limits, dead hosts, timeouts and retries, then its verdict.
 pub fn findings(
     source: &str,
     stats: &[Stat],
     cluster_list: &[Value],
     patterns: &[Regex],
 ) -> Vec<Finding> {
-    let get = |n: &str| stats.iter().find(|s| s.name == n).map(|s| s.value);
+    let map: BTreeMap<&str, u64> = stats.iter().map(|s| (s.name.as_str(), s.value)).collect();
     let mut out = Vec::new();
     for c in cluster_list {
         let name = clusters::name(c);
         if !crate::stats::matches(patterns, name) {
             continue;
         }
-        let limits = clusters::limits(c);
-        for (limit, counter, envoy) in COUNTERS {
-            let refused = get(&format!("cluster.{name}.{counter}"))
-                .or_else(|| envoy.and_then(|e| get(&format!("cluster.{name}.{e}"))))
-                .unwrap_or(0);
-            if refused == 0 {
-                continue;
-            }
-            let l = limits.iter().find(|l| l.limit_name == limit);
-            out.push(Finding {
-                source: source.to_owned(),
-                cluster: name.to_owned(),
-                limit: limit.to_owned(),
-                refused,
-                configured: l.map(|l| l.limit),
-                peak: l.and_then(|l| l.peak),
-                open: l.is_some_and(|l| l.open),
-                flag: if limit == "max_retries" { "URX" } else { "UO" },
-            });
+        let cluster = Cluster {
+            source,
+            name,
+            json: c,
+            stats: &map,
+            hosts: crate::hosts::rows(source, c),
+        };
+        let mut found: Vec<Finding> = limits::findings(&cluster)
+            .into_iter()
+            .map(Finding::Limit)
+            .collect();
+        found.extend(hosts::findings(&cluster));
+        found.extend(retries::findings(&cluster));
+        if let Some(v) = verdict::of(source, name, &found) {
+            found.push(Finding::Verdict(v));
         }
+        out.extend(found);
     }
     out
 }
 
-fn what(limit: &str) -> &'static str {
-    match limit {
-        "max_connections" => "every allowed upstream connection was in use",
-        "max_pending_requests" => "the queue of requests waiting for a connection was full",
-        "max_requests" => "the requests in flight to the cluster were at their limit",
-        _ => "the retries in flight were at their limit, so failed requests were not retried",
-    }
-}
-
-/// The finding in words.
+/// The finding in words: one sentence.
 pub fn sentence(f: &Finding) -> String {
-    let n = f.refused;
-    let reqs = if n == 1 { "request" } else { "requests" };
-    let mut s = format!(
-        "{}: cluster {} refused {n} {reqs} at its {} limit: {}",
-        f.source,
-        f.cluster,
-        f.limit,
-        what(&f.limit)
-    );
-    match (f.configured, f.peak) {
-        (Some(c), Some(p)) => s.push_str(&format!(" (configured {c}, peak in flight {p})")),
-        (Some(c), None) => s.push_str(&format!(" (configured {c})")),
-        _ => {}
+    match f {
+        Finding::Limit(l) => limits::sentence(l),
+        Finding::NoHealthyHost(h) => hosts::no_healthy_host(h),
+        Finding::ConnectFail(c) => hosts::connect_fail(c),
+        Finding::Ejections(e) => hosts::ejections(e),
+        Finding::HealthCheck(h) => hosts::health_check(h),
+        Finding::Timeouts(t) => retries::timeouts(t),
+        Finding::Retries(r) => retries::retries(r),
+        Finding::Verdict(v) => verdict::sentence(v),
     }
-    if f.flag == "UO" {
-        s.push_str(&format!(
-            ". They got 503 with flag UO from this meshd (x-mesh-overflow: {} {}).",
-            f.limit, f.cluster
-        ));
-    } else {
-        s.push_str(". They got the upstream's error with flag URX from this meshd.");
-    }
-    if f.open {
-        s.push_str(" The limit is at capacity right now.");
-    }
-    s
 }
 
-/// What the access log adds: UO lines are refusals by a limit of the meshd that wrote the log;
-/// URX lines are requests whose retries ran out after upstream failures or refusals.
-pub fn log_sentences(file: &str, s: &Summary) -> Vec<String> {
-    let uo = s.flag_count("UO");
-    let urx = s.flag_count("URX");
-    let mut out = vec![format!(
-        "{file}: {uo} of {} requests have flag UO (refused by a limit of the meshd that wrote this log), {urx} have URX (retries ran out after upstream failures or refusals)",
-        s.kept
-    )];
-    if s.unparsed > 0 {
-        out.push(format!("{file}: {} lines not parsed", s.unparsed));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::admin::Kind;
-    use serde_json::json;
-
-    #[test]
-    fn names_the_limit_with_its_configured_value_and_peak() {
-        let stats = vec![Stat {
-            name: "cluster.gw.circuit_breakers.default.rq_pending_refused".into(),
-            value: 2,
-            kind: Kind::Counter,
-        }];
-        let c = vec![json!({"name": "gw",
-            "circuit_breakers": {"thresholds": [{"max_connections": 5, "max_pending_requests": 5, "max_requests": 9, "max_retries": 3}]},
-            "mesh_breaker_occupancy": {"max_pending_requests": {"active": 0, "limit": 5, "open": false, "refused": 2, "peak": 5}}})];
-        let f = findings("a:1", &stats, &c, &[]);
-        assert_eq!(f.len(), 1);
-        let s = sentence(&f[0]);
-        assert!(
-            s.starts_with("a:1: cluster gw refused 2 requests at its max_pending_requests limit"),
-            "{s}"
-        );
-        assert!(s.contains("(configured 5, peak in flight 5)"), "{s}");
-        assert!(s.contains("flag UO"), "{s}");
-        assert!(findings("a:1", &stats, &c, &[Regex::new("other").expect("re")]).is_empty());
-    }
+/// The line for a meshd where nothing was refused or failed.
+pub fn nothing(source: &str, clusters_checked: usize) -> String {
+    format!("{source}: no limit refused a request and no host failed (clusters checked: {clusters_checked})")
 }
