@@ -387,7 +387,21 @@ fn log_counts_uo_exactly_and_why_names_cluster_and_limit() {
         r.stdout
     );
     let r = meshstat_ok(&["--admin", &a, "-o", "json", "why", "gw"]);
-    let v: Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    let found: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let verdict = found
+        .iter()
+        .find(|v| v["kind"] == "verdict")
+        .expect("a verdict");
+    assert_eq!(verdict["verdict"], "overload", "{verdict}");
+    assert_eq!(verdict["refused"], 2, "{verdict}");
+    let v = found
+        .iter()
+        .find(|v| v["kind"] == "limit")
+        .expect("a limit finding");
     assert_eq!(v["cluster"], GW_CLUSTER);
     assert_eq!(v["limit"], "max_pending_requests");
     assert_eq!(

@@ -183,6 +183,18 @@ impl Caller {
     }
 }
 
+/// `meshstat --admin <meshd> ARGS`: its standard output (it must exit 0).
+fn meshstat(meshd: &Meshd, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(mesh_tests::bin("meshstat"));
+    cmd.arg("--admin")
+        .arg(meshd.admin.to_string())
+        .args(args)
+        .env_remove("MESHD_ADMIN");
+    let r = mesh_tests::run_bounded(cmd, &format!("meshstat {args:?}"));
+    assert_eq!(r.code, 0, "meshstat {args:?}: {}", r.stderr);
+    r.stdout
+}
+
 fn outlier(max_server_errors: u32, percent: u32) -> Value {
     json!({"outlierDetection": {"maxServerErrors": max_server_errors,
         "interval": {"unit": "s", "value": 1},
@@ -232,6 +244,31 @@ fn a_failing_replica_is_retried_around_then_ejected_and_ejected_longer_when_it_f
     assert!(
         line.contains("/failed_outlier_check: ejected for consecutive_5xx (ejection 1), "),
         "{line}"
+    );
+    // meshstat: which host is out, why, and that this is dead hosts, not overload.
+    let out = meshstat(&c.meshd, &["hosts", "--out", "svc"]);
+    let cluster = c.cluster(port);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "{cluster} {} ejected consecutive_5xx ejections=1 left=",
+            b.addr
+        )),
+        "{out}"
+    );
+    let all = meshstat(&c.meshd, &["hosts", "svc"]);
+    assert!(
+        all.contains(&format!("{cluster} {} healthy ", a.addr)),
+        "{all}"
+    );
+    let why = meshstat(&c.meshd, &["why", "svc"]);
+    assert!(
+        why.contains(&format!("cluster {cluster}: verdict: dead hosts")),
+        "{why}"
+    );
+    assert!(
+        why.contains("3 of the 15 requests sent upstream were retries"),
+        "{why}"
     );
     let lines = mesh.log_lines(12);
     assert_eq!(lines.len(), 12);
@@ -558,4 +595,18 @@ fn an_upstream_meshd_refusing_for_overload_is_neither_retried_nor_ejected() {
         assert_eq!(host["outlier_consecutive_gateway_failure"], "0", "{host:?}");
     }
     assert!(mesh.events().is_empty(), "{:?}", mesh.events());
+    // meshstat tells it apart: overload at the replicas, nothing wrong with their hosts here.
+    let ingress = format!("cds_ingress_m_svc_http_{port}");
+    for r in [&ra, &rb] {
+        let why = meshstat(r, &["why"]);
+        assert!(
+            why.contains(&format!("cluster {ingress}: verdict: overload")),
+            "{why}"
+        );
+    }
+    let why = meshstat(&c.meshd, &["why", "svc"]);
+    assert!(
+        why.contains("no limit refused a request and no host failed"),
+        "{why}"
+    );
 }
