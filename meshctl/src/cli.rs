@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
   meshctl get                                 # every resource
   meshctl get vn -o wide
   meshctl describe virtualnode green > green.json && meshctl apply -f green.json
-  meshctl describe vn green --live            # plus breaker occupancy and hosts
+  meshctl describe vn green --live            # plus breaker occupancy and host health
   meshctl delete route color-paths/red
   meshctl validate -f config/                 # offline, no daemon (CI)
   meshctl validate -f config/ -o json | jq .notInForce   # accepted settings not in force yet
@@ -105,7 +105,9 @@ pub enum Command {
         /// The name (`<router>/<route>` for routes when the bare name is ambiguous).
         name: String,
         /// Add the live state of a node or gateway this meshd serves: per cluster the breaker
-        /// occupancy and the hosts. Shown by default when stdout is a terminal.
+        /// occupancy and the hosts, each with its health flags and, where the cluster has
+        /// outlier detection or a health check, why it is out (ejection type and number, time
+        /// left) and its check's state. Shown by default when stdout is a terminal.
         #[arg(long, conflicts_with = "no_live")]
         live: bool,
         /// Never add the live state.
