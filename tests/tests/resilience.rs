@@ -610,3 +610,68 @@ fn an_upstream_meshd_refusing_for_overload_is_neither_retried_nor_ejected() {
         "{why}"
     );
 }
+
+#[test]
+fn a_body_up_to_64_kib_is_sent_again_on_retry_and_a_larger_one_is_not_retried() {
+    let (a, b) = two_replicas(&[], &["--fail-every", "1", "--fail-status", "502"]);
+    let port = a.addr.port();
+    let mesh = Mesh::write(
+        port,
+        json!({}),
+        json!({"retryPolicy": {"maxRetries": 2,
+            "perRetryTimeout": {"unit": "s", "value": 5},
+            "httpRetryEvents": ["server-error"]}}),
+    );
+    let c = mesh.start();
+    let post = |body: &str| {
+        http(
+            "POST",
+            &format!("http://{}/?echo=1", c.egress),
+            &[("Host", SERVICE)],
+            Some(body),
+        )
+    };
+    // Round robin sends every other request to b, whose 502 is retried on a with the whole body.
+    let small: String = "0123456789abcdef".repeat(64 * 64 - 1); // 64 KiB less 16 bytes
+    for i in 0..4 {
+        let r = post(&small);
+        assert_eq!(r.status, 200, "small POST {i}");
+        assert!(
+            r.body == small,
+            "small POST {i}: {} bytes back",
+            r.body.len()
+        );
+    }
+    let lines = mesh.log_lines(4);
+    let retried = lines.iter().filter(|l| l["attempts"] == 2).count() as u64;
+    assert!(retried >= 1, "{lines:?}");
+    assert_eq!(c.stat(port, "upstream_rq_retry"), retried);
+    assert_eq!(c.stat(port, "retry_or_shadow_abandoned"), 0);
+    // Above 64 KiB the body streams upstream once: b's 502 goes back to the client.
+    let large = format!("{small}{}", "x".repeat(32));
+    let mut refused = 0;
+    for i in 0..4 {
+        let r = post(&large);
+        match r.status {
+            200 => assert!(
+                r.body == large,
+                "large POST {i}: {} bytes back",
+                r.body.len()
+            ),
+            502 => refused += 1,
+            s => panic!("large POST {i}: {s} {}", r.body),
+        }
+    }
+    assert!(refused >= 1, "no large POST met b");
+    let lines = mesh.log_lines(8);
+    let large_lines = &lines[4..];
+    assert!(
+        large_lines
+            .iter()
+            .filter(|l| l["code"] == 502)
+            .all(|l| l["attempts"] == 1),
+        "{large_lines:?}"
+    );
+    assert_eq!(c.stat(port, "retry_or_shadow_abandoned"), 4);
+    assert_eq!(c.stat(port, "upstream_rq_retry"), retried);
+}

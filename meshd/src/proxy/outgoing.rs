@@ -79,10 +79,13 @@ impl Outgoing {
         let mut trailers = None;
         // Frames are read through the RequestBody, so bytes, activity and errors are reported
         // to the progress once, here.
-        while !body.is_end_stream() {
+        loop {
             if size > RETRY_BUFFER {
-                // Too long to keep: send what was read, then the rest, once.
-                let frames: VecDeque<Frame<Bytes>> = chunks.into_iter().map(Frame::data).collect();
+                // Too long to keep: send what was read (trailers included, when the body
+                // ended with them), then the rest, once.
+                let mut frames: VecDeque<Frame<Bytes>> =
+                    chunks.into_iter().map(Frame::data).collect();
+                frames.extend(trailers.map(Frame::trailers));
                 let (inner, progress) = body.into_parts();
                 return Ok(Outgoing {
                     head,
@@ -90,6 +93,9 @@ impl Outgoing {
                     stream: Some(RequestBody::replay(frames, inner, progress.clone())),
                     progress,
                 });
+            }
+            if body.is_end_stream() {
+                break;
             }
             match body.frame().await {
                 None => break,
