@@ -674,4 +674,5 @@ fn a_body_up_to_64_kib_is_sent_again_on_retry_and_a_larger_one_is_not_retried() 
     );
     assert_eq!(c.stat(port, "retry_or_shadow_abandoned"), 4);
     assert_eq!(c.stat(port, "upstream_rq_retry"), retried);
+    drop((a, b));
 }
