@@ -506,3 +506,6 @@ pub use green::*;
 mod hosts;
 pub use hosts::*;
 // ==== end of hosts helpers =====================================================================
+
+// ==== A service with two replicas behind one name, and its caller (tests/tests/resilience.rs) ==
+pub mod resilience;
