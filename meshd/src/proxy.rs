@@ -36,6 +36,7 @@
 //! connection and writes the access-log line; [`crate::body`] says how a cut response is
 //! logged.
 
+mod attempt;
 mod headers;
 mod outgoing;
 pub mod reply;
@@ -60,6 +61,7 @@ use mesh_core::stats::HttpStats;
 
 use crate::body::{Completion, RequestBody, ResponseBody};
 use crate::resilience::Upstream;
+use attempt::{count_host, discard, failed_host, within};
 use mesh_core::retry::{Decision, Outcome, RetryContext, RetryPolicy, RetryState};
 use outgoing::{BodyFailed, Outgoing};
 use reply::LocalReply;
@@ -363,19 +365,6 @@ async fn attempts(
     }
 }
 
-/// Runs an attempt under its per-try timeout, if it has one.
-async fn within(
-    per_try: Option<Duration>,
-    attempt: impl std::future::Future<Output = Result<Sent, Failure>>,
-) -> Result<Sent, Failure> {
-    match per_try {
-        None => attempt.await,
-        Some(d) => tokio::time::timeout(d, attempt)
-            .await
-            .unwrap_or(Err(Failure::PerTryTimeout)),
-    }
-}
-
 /// What an attempt ended with, for the retry decision and outlier detection; `None` when the
 /// request cannot go on at all (no usable host, the client's body failed).
 fn outcome_of(result: &Result<Sent, Failure>, done: &Completion) -> Option<Outcome> {
@@ -403,32 +392,6 @@ fn outcome_of(result: &Result<Sent, Failure>, done: &Completion) -> Option<Outco
     })
 }
 
-/// The host a failed checkout was about.
-fn failed_host(result: &Result<Sent, Failure>) -> Option<SocketAddr> {
-    match result {
-        Err(Failure::Checkout(
-            CheckoutError::ConnectFailed { addr, .. } | CheckoutError::ConnectTimeout { addr },
-        )) => Some(*addr),
-        Err(Failure::Reset(addr, ..)) => Some(*addr),
-        _ => None,
-    }
-}
-
-/// An attempt that is retried: its response is dropped (closing its connection) and counted.
-fn discard(result: Result<Sent, Failure>, info: &ClusterInfo) {
-    match result {
-        Ok((checkout, resp, _)) => {
-            let code = resp.status().as_u16();
-            info.codes.record(code);
-            info.counters.upstream_rq_completed.inc();
-            count_host(checkout.host(), code);
-        }
-        Err(Failure::Reset(..)) => info.counters.upstream_rq_rx_reset.inc(),
-        Err(Failure::PerTryTimeout) => info.counters.upstream_rq_tx_reset.inc(),
-        Err(_) => {}
-    }
-}
-
 /// The client gets the last attempt's answer.
 fn finish(
     result: Result<Sent, Failure>,
@@ -440,14 +403,6 @@ fn finish(
     match result {
         Ok(sent) => forward(sent, done, timers),
         Err(f) => fail(f, info, tried, done),
-    }
-}
-
-fn count_host(host: &HostInfo, code: u16) {
-    if code >= 500 {
-        host.counters.rq_error.inc();
-    } else {
-        host.counters.rq_success.inc();
     }
 }
 
