@@ -198,6 +198,13 @@ fn a_killed_replica_gives_uf_is_ejected_and_returns_through_the_health_check() {
         (c.get("/back").body == "b\n").then_some(())
     });
     assert!(c.stat(port, "health_check.success") >= 1);
+    let hosts = meshstat(&c.meshd, &["hosts", "svc"]);
+    let line = hosts
+        .lines()
+        .find(|l| l.contains(&format!(" {b_addr} ")))
+        .unwrap_or_else(|| panic!("no line for b in:\n{hosts}"));
+    assert!(line.contains(" healthy - ejections=1 left=- "), "{line}");
+    assert!(line.ends_with(" hc=healthy"), "{line}");
     drop((a, b2));
 }
 
