@@ -19,6 +19,8 @@ use clap::{Parser, Subcommand, ValueEnum};
   meshctl describe vn green --live            # plus breaker occupancy and host health
   meshctl delete route color-paths/red
   meshctl validate -f config/                 # offline, no daemon (CI)
+  meshctl apply -f vn-green.json --config-dir repo/mesh/   # offline, into a config repository
+  meshctl diff -f vn-green.json --config-dir /etc/meshd    # what an apply would change
   meshctl validate -f config/ -o json | jq .notInForce   # accepted settings not in force yet
 
 Kinds: mesh, virtualnode (vn), virtualgateway (vg), gatewayroute (gr), virtualrouter (vr),
@@ -63,9 +65,29 @@ pub enum Command {
         /// Validate and show what would change, without writing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply to this config directory without a daemon (a config repository, or a
+        /// directory another tool distributes): validated against the whole mesh there and
+        /// written exactly as meshd's own apply writes it. Nothing is put in force.
+        #[arg(long, value_name = "DIR")]
+        config_dir: Option<PathBuf>,
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = Format::Text)]
         output: Format,
+    },
+    /// Show what `apply -f` would change in the config directory's files, as a unified diff
+    /// (nothing is written; no daemon needed). Exit 0 whether or not anything would change.
+    Diff {
+        /// A resource file, a directory of *.json files, or - for stdin. Repeatable.
+        #[arg(
+            short = 'f',
+            long = "filename",
+            required = true,
+            value_name = "FILE|DIR|-"
+        )]
+        files: Vec<PathBuf>,
+        /// The config directory to compare with (meshd's `--config-dir`).
+        #[arg(long, value_name = "DIR", default_value = "/etc/meshd")]
+        config_dir: PathBuf,
     },
     /// Check resource files offline (no daemon): each resource alone, then references among
     /// the given files. Settings that are accepted but not in force yet are listed after the

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod client;
 pub mod input;
+pub mod offline;
 pub mod output;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -76,6 +77,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             no_references,
             output,
         } => validate(&files, no_references, output),
+        Command::Apply {
+            files,
+            dry_run,
+            config_dir: Some(dir),
+            output,
+        } => offline::apply(&dir, &files, dry_run, output),
+        Command::Diff { files, config_dir } => offline::diff(&config_dir, &files),
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -214,6 +222,7 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             files,
             dry_run,
             output,
+            ..
         } => {
             let docs = input::read_inputs(&files)?;
             let documents: Vec<Value> = docs
@@ -362,7 +371,10 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
                 .unwrap_or_else(|| format!("{k}/{name}"));
             print(&format!("{label} deleted{suffix}\n"))
         }
-        Command::Completions { .. } | Command::Man | Command::Validate { .. } => Ok(()),
+        Command::Completions { .. }
+        | Command::Man
+        | Command::Validate { .. }
+        | Command::Diff { .. } => Ok(()),
     }
 }
 

@@ -62,12 +62,8 @@ pub fn fingerprint(files: &[SourceFile]) -> u64 {
 /// has none; with `validate`, the whole-mesh rules too.
 pub fn from_files(files: Vec<SourceFile>, validate: bool) -> Result<Loaded, Vec<ConfigError>> {
     let mut resources = parse_files(&files)?;
-    for (path, r) in &mut resources {
-        let modified = files
-            .iter()
-            .find(|f| &f.path == path)
-            .and_then(|f| f.modified);
-        derive_metadata(r, modified);
+    for (_, r) in &mut resources {
+        derive_metadata(r);
     }
     let set = MeshSet::from_resources(resources)?;
     if validate {

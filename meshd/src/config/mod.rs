@@ -18,6 +18,7 @@
 pub mod files;
 pub mod journal;
 pub mod load;
+pub mod offline;
 pub mod snapshot;
 pub mod state;
 pub mod store;

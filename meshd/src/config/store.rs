@@ -104,9 +104,21 @@ pub fn arn(key: &ResourceKey) -> String {
     }
 }
 
-/// The current time as App Mesh's CLI v2 prints it (ISO 8601, milliseconds, UTC).
+/// The time an apply stamps, as App Mesh's CLI v2 prints it (ISO 8601, milliseconds, UTC): now,
+/// or `SOURCE_DATE_EPOCH` (whole seconds since the epoch) when that is set, so that generated
+/// files are reproducible (see [`super::offline`]).
 pub fn now() -> Timestamp {
-    timestamp(SystemTime::now())
+    timestamp(source_date_epoch().unwrap_or_else(SystemTime::now))
+}
+
+/// `SOURCE_DATE_EPOCH` as a time, when it is set to a whole number of seconds.
+fn source_date_epoch() -> Option<SystemTime> {
+    let secs: u64 = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
 }
 
 /// The namespace of derived uids: a fixed UUID, so that every meshd derives the same uid for the
@@ -131,11 +143,13 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
 }
 
 /// Gives a resource read from a file the metadata meshd derives for what the file leaves out:
-/// uid from kind, mesh and name, version 1, created and updated at the file's modification
-/// time. Deterministic: the same file gives the same metadata on every machine, and nothing is
-/// written back.
-pub fn derive_metadata(r: &mut Resource, modified: Option<SystemTime>) {
-    complete_metadata(r, &timestamp(modified.unwrap_or(SystemTime::UNIX_EPOCH)));
+/// uid from kind, mesh and name, version 1, and `createdAt`/`lastUpdatedAt` of
+/// 1970-01-01T00:00:00.000Z (the epoch: "not known"; a file's modification time differs from
+/// machine to machine, so it is not used). Deterministic: the same file gives the same metadata
+/// on every machine, and nothing is written back. An apply that changes the resource keeps
+/// these, stamping only `lastUpdatedAt`.
+pub fn derive_metadata(r: &mut Resource) {
+    complete_metadata(r, &timestamp(SystemTime::UNIX_EPOCH));
 }
 
 /// Fills every missing metadata member (version 1, created `now`, the derived uid) and an
