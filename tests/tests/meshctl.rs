@@ -536,7 +536,6 @@ fn hand_written_files_are_never_rewritten_and_get_the_same_metadata_everywhere()
     );
 }
 
-
 #[test]
 fn validate_reads_a_directory_as_meshd_does() {
     let (_tmp, config) = walkthrough_config();
