@@ -32,7 +32,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use mesh_core::model::{parse_value, ConfigError, Kind, Resource};
+use mesh_core::model::{ConfigError, Kind, Resource};
 use serde_json::{json, Value};
 
 use crate::cli::Args;
@@ -359,17 +359,10 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
         Ok(d) => d,
         Err(m) => return error(StatusCode::BAD_REQUEST, "BadRequestException", &m, &[]),
     };
-    let mut incoming = Vec::new();
-    let mut errors = Vec::new();
-    for (file, value) in docs {
-        match parse_value(&file, &value) {
-            Ok(list) => incoming.extend(list.into_iter().map(|r| (file.clone(), r))),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if !errors.is_empty() {
-        return store_error(StoreError::Invalid(errors));
-    }
+    let incoming = match store::parse_documents(docs) {
+        Ok(i) => i,
+        Err(e) => return store_error(e),
+    };
     // In its own task: a client hanging up cannot stop a change half-way.
     let applier = ctx.applier.clone();
     let done = tokio::spawn(async move {

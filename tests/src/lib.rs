@@ -509,3 +509,6 @@ pub use hosts::*;
 
 // ==== A service with two replicas behind one name, and its caller (tests/tests/resilience.rs) ==
 pub mod resilience;
+
+// ==== The walkthrough plus a caller node `front` (egress listener tests) =======================
+pub mod egress;

@@ -403,42 +403,9 @@ fn proxied_requests_carry_envoy_headers_and_bodies_stream_both_ways() {
 
 #[test]
 fn egress_listener_routes_declared_backends_by_host_and_refuses_others_with_nr() {
-    let app = DemoApp::start("green", &[]);
-    let (dir, config) = walkthrough_config();
-    std::fs::write(
-        config.join("vn-front.json"),
-        r#"{"meshName": "color-mesh", "virtualNodeName": "front",
-            "spec": {"backends": [{"virtualService": {"virtualServiceName": "color-paths"}}],
-                     "logging": {"accessLog": {"file": {"path": "ACCESS"}}}}}"#
-            .replace(
-                "ACCESS",
-                &dir.path().join("front.log").display().to_string(),
-            ),
-    )
-    .expect("write");
-    let a = app.addr.to_string();
-    let m = Meshd::start(
-        &config,
-        &[
-            "--node",
-            "front",
-            "--node",
-            "green",
-            "--node",
-            "red",
-            "--egress",
-            "front=127.0.0.1:0",
-            "--listen",
-            "green=127.0.0.1:0",
-            "--listen",
-            "red=127.0.0.1:0",
-            "--app",
-            &format!("green={a}"),
-            "--app",
-            &format!("red={a}"),
-        ],
-    );
-    let egress = m.listener("front-egress");
+    let log = tempfile::tempdir().expect("tempdir");
+    let f = mesh_tests::egress::front(Some(&log.path().join("front.log")));
+    let (m, egress) = (&f.meshd, f.egress);
     let ok = http(
         "GET",
         &format!("http://{egress}/paths/green"),
@@ -465,7 +432,7 @@ fn egress_listener_routes_declared_backends_by_host_and_refuses_others_with_nr()
         1
     );
     let log = eventually("3 egress log lines", Duration::from_secs(10), || {
-        std::fs::read_to_string(dir.path().join("front.log"))
+        std::fs::read_to_string(log.path().join("front.log"))
             .ok()
             .filter(|l| l.lines().count() >= 3)
     });

@@ -5,44 +5,8 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use mesh_tests::{run_bounded, walkthrough_config, DemoApp, Meshd, Run, TempDir};
-
-/// meshd serving `front` (backends: the walkthrough's `color-paths`, egress on a free port),
-/// `green` and `red` in front of one demo app answering `green`.
-fn mesh() -> (DemoApp, TempDir, Meshd, SocketAddr) {
-    let app = DemoApp::start("green", &[]);
-    let (dir, config) = walkthrough_config();
-    std::fs::write(
-        config.join("vn-front.json"),
-        r#"{"meshName": "color-mesh", "virtualNodeName": "front",
-            "spec": {"backends": [{"virtualService": {"virtualServiceName": "color-paths"}}]}}"#,
-    )
-    .expect("write");
-    let a = format!("{}", app.addr);
-    let m = Meshd::start(
-        &config,
-        &[
-            "--node",
-            "front",
-            "--node",
-            "green",
-            "--node",
-            "red",
-            "--egress",
-            "front=127.0.0.1:0",
-            "--listen",
-            "green=127.0.0.1:0",
-            "--listen",
-            "red=127.0.0.1:0",
-            "--app",
-            &format!("green={a}"),
-            "--app",
-            &format!("red={a}"),
-        ],
-    );
-    let egress = m.listener("front-egress");
-    (app, dir, m, egress)
-}
+use mesh_tests::egress::front;
+use mesh_tests::{run_bounded, Run};
 
 /// `program args…` with only `http_proxy` pointing at `egress` among the proxy variables.
 fn through_proxy(egress: SocketAddr, program: &str, args: &[&str]) -> Run {
@@ -70,7 +34,8 @@ fn through_proxy(egress: SocketAddr, program: &str, args: &[&str]) -> Run {
 
 #[test]
 fn curl_with_http_proxy_reaches_the_mesh_through_the_egress_listener() {
-    let (_app, _dir, m, egress) = mesh();
+    let f = front(None);
+    let (m, egress) = (&f.meshd, f.egress);
     let r = through_proxy(
         egress,
         "curl",
@@ -117,7 +82,8 @@ fn curl_with_http_proxy_reaches_the_mesh_through_the_egress_listener() {
 
 #[test]
 fn python_requests_with_http_proxy_reaches_the_mesh_with_bodies() {
-    let (_app, _dir, m, egress) = mesh();
+    let f = front(None);
+    let (m, egress) = (&f.meshd, f.egress);
     let script = "import requests, sys\n\
         r = requests.get('http://color-paths:8080/paths/green', timeout=10)\n\
         p = requests.post('http://color-paths:8080/paths/green?echo=1', data=b'x' * 70000, timeout=10)\n\

@@ -15,8 +15,6 @@
 
 use std::path::{Path, PathBuf};
 
-use mesh_core::model::parse_value;
-
 use super::store::{self, FileChange, Outcome, StoreError};
 use super::{files, load};
 
@@ -26,17 +24,7 @@ pub fn plan(
     dir: &Path,
     docs: Vec<(PathBuf, serde_json::Value)>,
 ) -> Result<(Vec<Outcome>, Vec<FileChange>), StoreError> {
-    let mut incoming = Vec::new();
-    let mut errors = Vec::new();
-    for (file, value) in docs {
-        match parse_value(&file, &value) {
-            Ok(list) => incoming.extend(list.into_iter().map(|r| (file.clone(), r))),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(StoreError::Invalid(errors));
-    }
+    let incoming = store::parse_documents(docs)?;
     let current = load::read_unvalidated(dir).map_err(StoreError::Invalid)?;
     let (outcomes, changes) = store::plan_apply(dir, &current.set, incoming)?;
     if !changes.is_empty() {

@@ -287,6 +287,26 @@ fn new_file_for(dir: &Path, r: &Resource, taken: &BTreeSet<PathBuf>) -> PathBuf 
     unreachable!("an unbounded range always finds a free name")
 }
 
+/// The resources of the documents of an apply, each with the file the user gave it in; every
+/// document's errors together.
+pub fn parse_documents(
+    docs: Vec<(PathBuf, serde_json::Value)>,
+) -> Result<Vec<(PathBuf, Resource)>, StoreError> {
+    let mut incoming = Vec::new();
+    let mut errors = Vec::new();
+    for (file, value) in docs {
+        match mesh_core::model::parse_value(&file, &value) {
+            Ok(list) => incoming.extend(list.into_iter().map(|r| (file.clone(), r))),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(incoming)
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
 /// Plans an apply of `incoming` (each with the file the user gave it in) onto `current`:
 /// metadata, target files and the whole-mesh validation of the result. Errors name the user's
 /// file for the resources being applied.
