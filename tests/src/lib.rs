@@ -509,3 +509,6 @@ pub use hosts::*;
 
 // ==== A service with two replicas behind one name, and its caller (tests/tests/resilience.rs) ==
 pub mod resilience;
+
+// ==== VMs as network namespaces (examples/vms/vms.sh) with a DNS server: tests/tests/vms_*.rs ===
+pub mod vms;
