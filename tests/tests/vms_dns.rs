@@ -88,6 +88,20 @@ fn follow(m: &VmMeshd, cluster: &str, want: &[SocketAddr], what: &str) {
     );
 }
 
+/// Sets the service's records to the VMs `vm` and waits until `/clusters` follows; prints how
+/// many lookups that took at most (counted from before the change, for the report).
+fn scale(vms: &Vms, m: &VmMeshd, cluster: &str, vm: &[usize]) {
+    let attempts = || m.stat(&format!("cluster.{cluster}.update_attempt"));
+    let before = attempts();
+    vms.dns_set(SVC, &addrs(vms, vm));
+    let what = format!("scaling to {}", vm.len());
+    follow(m, cluster, &hosts_of(vms, vm), &what);
+    eprintln!(
+        "{what}: /clusters followed within {} lookup(s)",
+        attempts() - before
+    );
+}
+
 fn count_lines(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
@@ -106,8 +120,7 @@ fn scaling_by_dns_records_drops_no_request() {
     let load = Load::start(&vms.ns(1), &format!("http://{EGRESS}/"), SVC);
     load.wait_more(50);
 
-    vms.dns_set(SVC, &addrs(&vms, &[2, 3, 4]));
-    follow(&m, &cluster, &hosts_of(&vms, &[2, 3, 4]), "scaling to 3");
+    scale(&vms, &m, &cluster, &[2, 3, 4]);
     eventually("every replica to answer", FOLLOW, || {
         let c = load.colors();
         ["a", "b", "c"]
@@ -116,8 +129,7 @@ fn scaling_by_dns_records_drops_no_request() {
             .then_some(())
     });
 
-    vms.dns_set(SVC, &addrs(&vms, &[2, 4]));
-    follow(&m, &cluster, &hosts_of(&vms, &[2, 4]), "scaling to 2");
+    scale(&vms, &m, &cluster, &[2, 4]);
     load.wait_more(100);
     let b = load.colors().get("b").copied().unwrap_or(0);
     // The removed replica stops, as a scaled-down VM would.
