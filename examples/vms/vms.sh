@@ -82,6 +82,13 @@ dns_running() { # true if the pid file names a live dnsmasq
   [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dnsmasq ]]
 }
 
+# True while PID runs (a zombie waiting for its parent to reap it has ended).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ ${stat##*) } != Z* ]]
+}
+
 dns_start() {
   dns_running && return 0
   rm -f "$state/dnsmasq.pid"
@@ -101,10 +108,10 @@ dns_stop() {
   pid=$(cat "$state/dnsmasq.pid")
   kill "$pid" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
-    [[ -e /proc/$pid ]] || break
+    alive "$pid" || break
     sleep 0.05
   done
-  [[ -e /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+  alive "$pid" && kill -9 "$pid" 2>/dev/null || true
   rm -f "$state/dnsmasq.pid"
 }
 
