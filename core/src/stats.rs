@@ -117,9 +117,9 @@ pub const FAULT_WORDS: [&str; 18] = [
 /// whose name (the part after its last `.`) has a `_`-separated word in [`FAULT_WORDS`] records
 /// a fault or a refusal (`*_refused`, `*_overflow`, `*_connect_fail`, `config_reload_failure`,
 /// `*_timeout`, `*_error`, `*_rx_reset`, `dropped_lines`, `no_route`, `*_none_healthy`,
-/// `*_too_large`, `*_failure_eject`) and is never reset, so that evidence of faults and refusals
-/// survives a reset and only a restart (which `server.uptime` shows) starts it again. Every other
-/// counter (totals, successes, response codes) is reset.
+/// `*_too_large`, `*_failure_eject`, `update_failure`) and is never reset, so that evidence of
+/// faults and refusals survives a reset and only a restart (which `server.uptime` shows) starts
+/// it again. Every other counter (totals, successes, response codes) is reset.
 pub fn kept_on_reset(name: &str) -> bool {
     let leaf = name.rsplit('.').next().unwrap_or(name);
     leaf.split('_').any(|w| FAULT_WORDS.contains(&w))
@@ -253,6 +253,12 @@ counters! {
         upstream_rq_rx_reset,
         upstream_rq_tx_reset,
         upstream_rq_resent_on_new_cx,
+        /// DNS lookups of the cluster's name started (Envoy's DNS cluster stat).
+        update_attempt,
+        /// Lookups that answered, also with no address (the cluster then has no hosts).
+        update_success,
+        /// Lookups that failed (server unreachable, SERVFAIL, timeout): the last hosts stay.
+        update_failure,
     }
 }
 
@@ -415,6 +421,7 @@ mod tests {
                 "upstream_rq_timeout",
                 "upstream_rq_rx_reset",
                 "upstream_rq_tx_reset",
+                "update_failure",
                 "cx_connect_fail",
                 "rq_error",
                 "rq_timeout",

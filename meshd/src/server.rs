@@ -11,6 +11,7 @@
 //! deadline, and what still runs then is cut (see [`drain`]).
 
 mod drain;
+mod resolve;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -367,38 +368,10 @@ impl Server {
         Ok(())
     }
 
-    /// Resolves a cluster's endpoints now and then every `dns_refresh`, until it is dropped.
+    /// Resolves a cluster's endpoints now and then every `dns_refresh`, until it is dropped
+    /// (see [`resolve`]: a failed lookup keeps the last hosts, counted and logged once).
     fn spawn_resolver(&self, cluster: Weak<Upstream>, eps: Arc<ArcSwap<Endpoints>>) {
-        let refresh = self.dns_refresh;
-        tokio::spawn(async move {
-            loop {
-                let endpoints = eps.load_full();
-                let hosts = match &*endpoints {
-                    Endpoints::Static(a) => Some(vec![(*a, String::new())]),
-                    Endpoints::Dns { hostname, port } => {
-                        match tokio::net::lookup_host((hostname.as_str(), *port)).await {
-                            Ok(addrs) => {
-                                let mut v: Vec<_> = addrs.map(|a| (a, hostname.clone())).collect();
-                                v.sort();
-                                v.dedup();
-                                Some(v)
-                            }
-                            Err(e) => {
-                                tracing::warn!(%hostname, error = %e, "DNS resolution failed; keeping the last hosts");
-                                None
-                            }
-                        }
-                    }
-                    Endpoints::LocalListener { .. } | Endpoints::Slots => None,
-                };
-                let Some(cl) = cluster.upgrade() else { return };
-                if let Some(h) = hosts {
-                    cl.set_hosts(&h);
-                }
-                drop(cl);
-                tokio::time::sleep(refresh).await;
-            }
-        });
+        resolve::spawn(cluster, eps, self.dns_refresh);
     }
 
     /// The bound address of every listener: (node, role, address).

@@ -512,3 +512,6 @@ pub mod resilience;
 
 // ==== The walkthrough plus a caller node `front` (egress listener tests) =======================
 pub mod egress;
+
+// ==== VMs as network namespaces (examples/vms/vms.sh) with a DNS server: tests/tests/vms_*.rs ===
+pub mod vms;
