@@ -282,6 +282,7 @@ counters! {
         downstream_cx_protocol_error,
         downstream_cx_drain_close,
         downstream_cx_idle_timeout,
+        downstream_cx_captured,
         downstream_cx_destroy,
         downstream_rq_total,
         downstream_rq_http1_total,

@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
   meshctl validate -f config/                 # offline, no daemon (CI)
   meshctl apply -f vn-green.json --config-dir repo/mesh/   # offline, into a config repository
   meshctl diff -f vn-green.json --config-dir /etc/meshd    # what an apply would change
+  sudo meshctl capture enable --ignore-uid meshd          # apps' outbound TCP into meshd
   meshctl validate -f config/ -o json | jq .notInForce   # accepted settings not in force yet
 
 Kinds: mesh, virtualnode (vn), virtualgateway (vg), gatewayroute (gr), virtualrouter (vr),
@@ -73,6 +74,29 @@ pub enum Command {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = Format::Text)]
         output: Format,
+    },
+    /// Transparent capture of the apps' outbound TCP into meshd's egress listener (nftables,
+    /// table `ip meshd_capture`; needs root): `enable` installs or replaces it in one
+    /// transaction, `disable` removes it, `status` prints it (exit 1 when not enabled).
+    Capture {
+        /// What to do.
+        #[arg(value_enum)]
+        action: CaptureAction,
+        /// meshd's egress listener port on 127.0.0.1 (`--egress`).
+        #[arg(long, default_value_t = 15001)]
+        egress_port: u16,
+        /// The user or uid meshd runs as: its own connections are never captured (App Mesh's
+        /// APPMESH_IGNORE_UID). Repeatable.
+        #[arg(long = "ignore-uid", value_name = "USER|UID", default_value = "meshd")]
+        ignore_uids: Vec<String>,
+        /// Destination IPv4 addresses or CIDRs never captured (App Mesh's
+        /// APPMESH_EGRESS_IGNORED_IP; default the EC2 and ECS metadata endpoints).
+        #[arg(long = "ignore-ip", value_name = "CIDR", value_delimiter = ',',
+              default_value = "169.254.169.254,169.254.170.2", value_parser = crate::capture::check_ip)]
+        ignore_ips: Vec<String>,
+        /// Destination ports never captured (22 and the egress port always are).
+        #[arg(long = "ignore-port", value_name = "PORT", value_delimiter = ',')]
+        ignore_ports: Vec<u16>,
     },
     /// Show what `apply -f` would change in the config directory's files, as a unified diff
     /// (nothing is written; no daemon needed). Exit 0 whether or not anything would change.
@@ -156,6 +180,17 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// `meshctl capture` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureAction {
+    /// Install (or replace) the capture rules.
+    Enable,
+    /// Remove them.
+    Disable,
+    /// Print them; exit 1 when capture is not enabled.
+    Status,
 }
 
 /// Output of apply and describe.

@@ -7,6 +7,7 @@
 //! - [`input`]: reading `-f FILE|DIR|-` and offline validation;
 //! - [`output`]: tables and the live state.
 
+pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod input;
@@ -84,6 +85,25 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             output,
         } => offline::apply(&dir, &files, dry_run, output),
         Command::Diff { files, config_dir } => offline::diff(&config_dir, &files),
+        Command::Capture {
+            action,
+            egress_port,
+            ignore_uids,
+            ignore_ips,
+            ignore_ports,
+        } => print(&match action {
+            cli::CaptureAction::Enable => capture::enable(&capture::Rules {
+                egress_port,
+                ignore_uids: ignore_uids
+                    .iter()
+                    .map(|u| capture::uid_of(u))
+                    .collect::<Result<_, _>>()?,
+                ignore_ips,
+                ignore_ports,
+            })?,
+            cli::CaptureAction::Disable => capture::disable()?,
+            cli::CaptureAction::Status => capture::status()?,
+        }),
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -374,7 +394,8 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
         Command::Completions { .. }
         | Command::Man
         | Command::Validate { .. }
-        | Command::Diff { .. } => Ok(()),
+        | Command::Diff { .. }
+        | Command::Capture { .. } => Ok(()),
     }
 }
 

@@ -6,7 +6,9 @@
 //!    dropped, both ways;
 //! 2. a gateway's listener first takes a slot of its self-redirect cluster (App Mesh's
 //!    accounting of the gateway's `connectionPool`): refused → 503 `UO`;
-//! 3. routing picks a cluster: no route → 404 `NR`;
+//! 3. routing picks a cluster by Host (an egress listener's connection captured by
+//!    `meshctl capture` whose Host names no backend: by its original destination port, when
+//!    exactly one backend answers on it): no route → 404 `NR`;
 //! 4. [`attempts`] loops, one attempt per pass (the route's retry policy decides how many):
 //!    - the balancer picks a usable host (not ejected, not failing its health check; one not
 //!      tried yet by this request when there is one) and the cluster's pool hands out a
@@ -97,6 +99,8 @@ pub struct ListenerState {
     pub cutting: Arc<AtomicBool>,
     /// How long a client may take to send a complete request head.
     pub headers_timeout: Duration,
+    /// An egress listener: connections may have been captured (see [`crate::server::original_dst`]).
+    pub egress: bool,
 }
 
 /// Envoy's default `max_request_headers_kb` (60 KiB); larger gets 431.
@@ -123,6 +127,7 @@ fn header_string(parts: &http::request::Parts, name: &HeaderName) -> Option<Stri
 pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
+    captured: Option<SocketAddr>,
     listener: Arc<ListenerState>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let counters = &listener.stats.counters;
@@ -227,7 +232,17 @@ pub async fn handle(
         }
     }
 
-    // 3. Routing.
+    // 3. Routing. A captured connection whose Host names no backend (the app called an IP
+    // address) goes to the one virtual service answering on its original port, if one does.
+    if let Some(dst) = captured {
+        if table.routing.route(&parts).is_none() {
+            if let Some(name) = table.routing.service_on_port(dst.port()) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{name}:{}", dst.port())) {
+                    parts.headers.insert(http::header::HOST, v);
+                }
+            }
+        }
+    }
     let Some(action) = table.routing.route(&parts) else {
         done.listener.stats.counters.no_route.inc();
         return Ok(local_reply(LocalReply::NoRoute, done));

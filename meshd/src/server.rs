@@ -11,6 +11,7 @@
 //! deadline, and what still runs then is cut (see [`drain`]).
 
 mod drain;
+pub mod original_dst;
 mod resolve;
 
 use std::collections::HashMap;
@@ -290,6 +291,7 @@ impl Server {
                     table: ArcSwap::from_pointee(table),
                     cutting: self.cutting.clone(),
                     headers_timeout: self.headers_timeout,
+                    egress: l.role == Role::Egress,
                 });
                 let accept_stats = Arc::new(AcceptStats::default());
                 let errors = AcceptErrors::new(format!("listener {addr}"), accept_stats.clone());
@@ -416,6 +418,15 @@ async fn serve_connection(
     mut phase: watch::Receiver<Phase>,
 ) {
     let stats = state.stats.clone();
+    // Only an egress listener is a capture target; elsewhere the lookup is skipped.
+    let captured = if state.egress {
+        original_dst::original_dst(&tcp)
+    } else {
+        None
+    };
+    if captured.is_some() {
+        stats.counters.downstream_cx_captured.inc();
+    }
     stats.counters.downstream_cx_total.inc();
     stats.counters.downstream_cx_http1_total.inc();
     stats.downstream_cx_active.inc();
@@ -426,7 +437,7 @@ async fn serve_connection(
     let count = served.clone();
     let svc = hyper::service::service_fn(move |req| {
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::proxy::handle(req, peer, state.clone())
+        crate::proxy::handle(req, peer, captured, state.clone())
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

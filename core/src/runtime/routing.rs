@@ -293,6 +293,23 @@ impl VirtualHost {
 }
 
 impl Routing {
+    /// The one virtual service of an egress listener that answers `<name>:port`, for a
+    /// captured connection whose Host names no backend (an app that called an IP address):
+    /// `None` when none or several do, or the listener is not Host-routed.
+    pub fn service_on_port(&self, port: u16) -> Option<&str> {
+        let Routing::Hosts(hosts) = self else {
+            return None;
+        };
+        let suffix = format!(":{port}");
+        let mut on_port = hosts
+            .iter()
+            .filter(|v| v.domains.iter().any(|d| d.ends_with(&suffix)));
+        match (on_port.next(), on_port.next()) {
+            (Some(v), None) => Some(v.name.as_str()),
+            _ => None,
+        }
+    }
+
     /// Routes one request; `None` means no route (404, flag NR).
     pub fn route<'a>(&'a self, parts: &Parts) -> Option<RouteAction<'a>> {
         let path = parts.uri.path();
@@ -394,6 +411,24 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_port_names_a_virtual_service_only_when_exactly_one_answers_on_it() {
+        let mut other = vh(vec![("/", "x")]);
+        other.name = "other".into();
+        other.domains = vec!["other".into(), "other:9090".into()];
+        let one = Routing::Hosts(vec![
+            Arc::new(vh(vec![("/", "a")])),
+            Arc::new(other.clone()),
+        ]);
+        assert_eq!(one.service_on_port(8080), Some("color-paths"));
+        assert_eq!(one.service_on_port(9090), Some("other"));
+        assert_eq!(one.service_on_port(1234), None);
+        other.domains.push("other:8080".into());
+        let two = Routing::Hosts(vec![Arc::new(vh(vec![("/", "a")])), Arc::new(other)]);
+        assert_eq!(two.service_on_port(8080), None);
+        assert_eq!(Routing::Cluster("c".into()).service_on_port(8080), None);
     }
 
     #[test]
