@@ -7,8 +7,8 @@
 //! 2. a gateway's listener first takes a slot of its self-redirect cluster (App Mesh's
 //!    accounting of the gateway's `connectionPool`): refused → 503 `UO`;
 //! 3. routing picks a cluster by Host (an egress listener's connection captured by
-//!    `meshctl capture` whose Host names no backend: by its original destination port, when
-//!    exactly one backend answers on it): no route → 404 `NR`;
+//!    `meshctl capture` whose Host names no backend: by its original destination, when it is a
+//!    host of exactly one backend): no route → 404 `NR`;
 //! 4. [`attempts`] loops, one attempt per pass (the route's retry policy decides how many):
 //!    - the balancer picks a usable host (not ejected, not failing its health check; one not
 //!      tried yet by this request when there is one) and the cluster's pool hands out a
@@ -110,6 +110,23 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+
+/// The one backend virtual service of an egress listener whose clusters have `dst` among
+/// their hosts now, as the Host its routes answer (`None` when none or several have).
+fn service_with_host(table: &ListenerTable, dst: SocketAddr) -> Option<String> {
+    let mut found = table.routing.virtual_hosts().iter().filter(|vh| {
+        Routing::clusters_of(vh).any(|c| {
+            table
+                .clusters
+                .get(c)
+                .is_some_and(|u| u.pool.hosts().iter().any(|h| h.addr == dst))
+        })
+    });
+    match (found.next(), found.next()) {
+        (Some(vh), None) => Some(vh.name.clone()),
+        _ => None,
+    }
+}
 
 /// A header's value for the access log, bytes that are not UTF-8 as U+FFFD (the log escapes
 /// what it writes).
@@ -232,12 +249,12 @@ pub async fn handle(
         }
     }
 
-    // 3. Routing. A captured connection whose Host names no backend (the app called an IP
-    // address) goes to the one virtual service answering on its original port, if one does.
+    // 3. Routing. A captured connection whose Host names no backend (the app called an
+    // address) goes to the one virtual service with that address among its hosts, if one has.
     if let Some(dst) = captured {
         if table.routing.route(&parts).is_none() {
-            if let Some(name) = table.routing.service_on_port(dst.port()) {
-                if let Ok(v) = HeaderValue::from_str(&format!("{name}:{}", dst.port())) {
+            if let Some(name) = service_with_host(&table, dst) {
+                if let Ok(v) = HeaderValue::from_str(&name) {
                     parts.headers.insert(http::header::HOST, v);
                 }
             }

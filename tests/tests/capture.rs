@@ -3,7 +3,6 @@
 //! listener and routed there, by Host or, when Host names no backend, by the original
 //! destination's port.
 
-use std::net::Ipv4Addr;
 use std::process::Command;
 
 use mesh_tests::vms::Vms;
@@ -57,10 +56,21 @@ fn app_get(vms: &Vms, url: &str, host: Option<&str>) -> Run {
     in_vm(vms, true, "curl", &args)
 }
 
+fn captured(m: &mesh_tests::vms::VmMeshd) -> u64 {
+    m.stats()
+        .iter()
+        .filter(|(k, _)| k.ends_with("http.egress.downstream_cx_captured"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 #[test]
 fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
-    let vms = Vms::up(1);
-    let (_app, app_addr) = vms.demo_app(1, "green", 9000);
+    // VM 1: the app and its meshd (node client); VM 2: the service's replica, svc.cap.test.
+    let vms = Vms::up(2);
+    let (_app, replica) = vms.demo_app(2, "green", 8080);
+    vms.dns_set(SVC, &[vms.addr(2)]);
+    vms.dns_set("client.cap.test", &[vms.addr(1)]);
     let config = vms.dir.path().join("config");
     std::fs::create_dir_all(&config).expect("mkdir");
     for (name, doc) in [
@@ -85,17 +95,9 @@ fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
     ] {
         std::fs::write(config.join(name), doc.to_string()).expect("write");
     }
-    let app_flag = format!("svc={app_addr}");
-    let m = vms.meshd(
-        1,
-        &config,
-        &["client", "svc"],
-        &["--listen", "svc=127.0.0.1:18080", "--app", &app_flag],
-    );
-    // An address on the VM's network where nothing answers: only capture can reach it.
-    let o = vms.addr(1).octets();
-    let nowhere = Ipv4Addr::new(o[0], o[1], o[2], 77);
-    let url = format!("http://{nowhere}:8080/");
+    let m = vms.meshd(1, &config, &["client"], &[]);
+    let by_name = format!("http://{SVC}:8080/");
+    let by_addr = format!("http://{replica}/");
 
     // Not root: refused, nothing installed.
     let r = meshctl(&vms, true, &["capture", "enable", "--ignore-uid", "0"]);
@@ -111,8 +113,10 @@ fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
         (1, "meshctl: capture is not enabled")
     );
 
-    // Before capture the address is just unreachable.
-    assert_ne!(app_get(&vms, &url, None).code, 0);
+    // Before capture the app reaches the replica directly, past meshd.
+    let r = app_get(&vms, &by_name, None);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "green\n 200"), "{r:?}");
+    assert_eq!(captured(&m), 0);
 
     // meshd runs as root here: its own connections are the ones left alone.
     for _ in 0..2 {
@@ -129,23 +133,26 @@ fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("redirect to :15001"), "{}", r.stdout);
 
-    // By Host, and with an address only (routed by the original port, 8080: svc's).
-    let r = app_get(&vms, &url, Some(SVC));
-    assert_eq!((r.code, r.stdout.as_str()), (0, "green\n 200"), "{r:?}");
-    let r = app_get(&vms, &url, None);
-    assert_eq!((r.code, r.stdout.as_str()), (0, "green\n 200"), "{r:?}");
-    // A port no backend answers on: 404 NR, as an undeclared Host.
-    let r = app_get(&vms, &format!("http://{nowhere}:8181/"), None);
+    // Captured: by Host, and by address (the replica is a host of svc's cluster).
+    for url in [&by_name, &by_addr] {
+        let r = app_get(&vms, url, None);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "green\n 200"),
+            "{url}: {r:?}"
+        );
+    }
+    assert_eq!(captured(&m), 2);
+    let cluster = m.cluster("cds_egress_");
+    assert_eq!(m.stat(&format!("cluster.{cluster}.upstream_rq_200")), 2);
+    // An address that is no backend's host: 404 NR, never another service's replica.
+    let o = vms.addr(2).octets();
+    let stranger = format!("http://{}.{}.{}.77:8080/", o[0], o[1], o[2]);
+    let r = app_get(&vms, &stranger, None);
     assert_eq!(r.stdout, " 404", "{r:?}");
-    let captured: u64 = m
-        .stats()
-        .iter()
-        .filter(|(k, _)| k.ends_with("http.egress.downstream_cx_captured"))
-        .map(|(_, v)| v)
-        .sum();
-    assert_eq!(captured, 3);
+    assert_eq!(captured(&m), 3);
 
-    // Disabled: gone, and the address is unreachable again.
+    // Disabled: gone, and the app goes past meshd again.
     let r = meshctl(&vms, false, &["capture", "disable"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
@@ -154,7 +161,9 @@ fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
     );
     let tables = in_vm(&vms, false, "nft", &["list", "tables"]);
     assert!(!tables.stdout.contains("meshd_capture"), "{tables:?}");
-    assert_ne!(app_get(&vms, &url, None).code, 0);
+    let r = app_get(&vms, &by_addr, None);
+    assert_eq!(r.stdout, "green\n 200", "{r:?}");
+    assert_eq!(captured(&m), 3);
     let r = meshctl(&vms, false, &["capture", "disable"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),

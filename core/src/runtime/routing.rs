@@ -293,21 +293,19 @@ impl VirtualHost {
 }
 
 impl Routing {
-    /// The one virtual service of an egress listener that answers `<name>:port`, for a
-    /// captured connection whose Host names no backend (an app that called an IP address):
-    /// `None` when none or several do, or the listener is not Host-routed.
-    pub fn service_on_port(&self, port: u16) -> Option<&str> {
-        let Routing::Hosts(hosts) = self else {
-            return None;
-        };
-        let suffix = format!(":{port}");
-        let mut on_port = hosts
-            .iter()
-            .filter(|v| v.domains.iter().any(|d| d.ends_with(&suffix)));
-        match (on_port.next(), on_port.next()) {
-            (Some(v), None) => Some(v.name.as_str()),
-            _ => None,
+    /// The virtual services of a Host-routed (egress) listener; none for other listeners.
+    pub fn virtual_hosts(&self) -> &[Arc<VirtualHost>] {
+        match self {
+            Routing::Hosts(hosts) => hosts,
+            _ => &[],
         }
+    }
+
+    /// The clusters a virtual service's routes may send to.
+    pub fn clusters_of(vh: &VirtualHost) -> impl Iterator<Item = &str> {
+        vh.routes
+            .iter()
+            .flat_map(|r| r.targets.iter().map(|t| t.cluster.as_str()))
     }
 
     /// Routes one request; `None` means no route (404, flag NR).
@@ -414,21 +412,13 @@ mod tests {
     }
 
     #[test]
-    fn a_port_names_a_virtual_service_only_when_exactly_one_answers_on_it() {
-        let mut other = vh(vec![("/", "x")]);
-        other.name = "other".into();
-        other.domains = vec!["other".into(), "other:9090".into()];
-        let one = Routing::Hosts(vec![
-            Arc::new(vh(vec![("/", "a")])),
-            Arc::new(other.clone()),
-        ]);
-        assert_eq!(one.service_on_port(8080), Some("color-paths"));
-        assert_eq!(one.service_on_port(9090), Some("other"));
-        assert_eq!(one.service_on_port(1234), None);
-        other.domains.push("other:8080".into());
-        let two = Routing::Hosts(vec![Arc::new(vh(vec![("/", "a")])), Arc::new(other)]);
-        assert_eq!(two.service_on_port(8080), None);
-        assert_eq!(Routing::Cluster("c".into()).service_on_port(8080), None);
+    fn an_egress_listener_lists_its_virtual_services_and_their_clusters() {
+        let r = Routing::Hosts(vec![Arc::new(vh(vec![("/a", "a"), ("/b", "b")]))]);
+        let names: Vec<&str> = r.virtual_hosts().iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["color-paths"]);
+        let clusters: Vec<&str> = Routing::clusters_of(&r.virtual_hosts()[0]).collect();
+        assert_eq!(clusters, ["a", "b"]);
+        assert!(Routing::Cluster("c".into()).virtual_hosts().is_empty());
     }
 
     #[test]
