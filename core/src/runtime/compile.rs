@@ -11,7 +11,7 @@
 //!   then matches gateway routes and hands the request to the target virtual service;
 //! - retries, outlier detection and health checks as `resilience.rs` says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,17 +30,31 @@ use crate::model::{self, MeshSet, PortProtocol, VirtualNodeConnectionPool};
 use crate::pool::PoolSettings;
 
 /// Per-process choices that are not part of the mesh: which nodes this meshd serves and where
-/// their sockets are (the `--node`, `--listen`, `--app` and `--egress` flags).
+/// their sockets are (the `--node`, `--listen`, `--app` and `--egress` flags, and meshd's
+/// choice of its local nodes).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// Nodes (virtual nodes or gateways) to serve; empty = every one in the set.
-    pub nodes: Vec<String>,
+    /// The nodes (virtual nodes or gateways) to serve; `None` = every one in the set. Every
+    /// other node is remote: its listeners are never bound, and callers reach it through DNS.
+    pub nodes: Option<BTreeSet<String>>,
+    /// Served virtual nodes whose listeners bind `0.0.0.0:<port>` instead of their DNS hostname
+    /// (a node named with `--node` whose hostname is not an address of this machine). A
+    /// `listen` entry still wins.
+    pub bind_any: BTreeSet<String>,
     /// A node's listener address instead of its DNS hostname (or `0.0.0.0`) and port.
     pub listen: HashMap<String, SocketAddr>,
     /// A node's local app instead of `127.0.0.1:<port>`.
     pub app: HashMap<String, SocketAddr>,
     /// A node's egress listener instead of `127.0.0.1:15001`.
     pub egress: HashMap<String, SocketAddr>,
+}
+
+impl Overrides {
+    /// Whether this meshd serves (binds the listeners of) `node`: it is in [`Overrides::nodes`],
+    /// or that is `None`.
+    pub fn serves(&self, node: &str) -> bool {
+        self.nodes.as_ref().is_none_or(|n| n.contains(node))
+    }
 }
 
 /// App Mesh's default per-request timeout.
@@ -225,7 +239,7 @@ impl Compiler<'_> {
     }
 
     fn serves(&self, node: &str) -> bool {
-        self.o.nodes.is_empty() || self.o.nodes.iter().any(|n| n == node)
+        self.o.serves(node)
     }
 
     /// A virtual service as a routing table, shared.
@@ -370,6 +384,9 @@ impl Compiler<'_> {
             );
             let bind = match (self.o.listen.get(name), vn.dns()) {
                 (Some(a), _) => Bind::Addr(*a),
+                (None, Some(_)) if self.o.bind_any.contains(name) => {
+                    Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p)))
+                }
                 (None, Some(d)) => Bind::Host(d.hostname.clone(), p),
                 (None, None) => Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p))),
             };

@@ -80,7 +80,7 @@ fn listen_overrides_make_local_endpoints() {
             node: "green".into()
         }
     );
-    o.nodes = vec!["ingress-gw".into()];
+    o.nodes = Some(["ingress-gw".to_owned()].into());
     let rc = compile(&walkthrough(), &o);
     assert!(rc.listeners.iter().all(|l| l.node == "ingress-gw"));
 }
