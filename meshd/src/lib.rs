@@ -65,7 +65,7 @@ pub fn overrides(args: &Args) -> Overrides {
                 .collect::<std::collections::BTreeSet<String>>(),
         )
         .filter(|n| !n.is_empty()),
-        bind_any: Default::default(),
+        bind_ip: Default::default(),
         listen: args
             .listen
             .iter()

@@ -12,7 +12,7 @@
 //! - retries, outlier detection and health checks as `resilience.rs` says.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +37,12 @@ pub struct Overrides {
     /// The nodes (virtual nodes or gateways) to serve; `None` = every one in the set. Every
     /// other node is remote: its listeners are never bound, and callers reach it through DNS.
     pub nodes: Option<BTreeSet<String>>,
-    /// Served virtual nodes whose listeners bind `0.0.0.0:<port>` instead of their DNS hostname
-    /// (a node named with `--node` whose hostname is not an address of this machine). A
-    /// `listen` entry still wins.
-    pub bind_any: BTreeSet<String>,
+    /// Where a served virtual node's listener binds (with its port from the config) instead of
+    /// resolving its DNS hostname when it is bound (which takes the hostname's first address,
+    /// possibly another machine's when the name has several): meshd's choice among the
+    /// hostname's local addresses, or `0.0.0.0` for a node named with `--node` whose hostname is
+    /// not an address of this machine. A `listen` entry still wins.
+    pub bind_ip: HashMap<String, IpAddr>,
     /// A node's listener address instead of its DNS hostname (or `0.0.0.0`) and port.
     pub listen: HashMap<String, SocketAddr>,
     /// A node's local app instead of `127.0.0.1:<port>`.
@@ -382,13 +384,11 @@ impl Compiler<'_> {
                     retry_budget: resilience::retry_budget(),
                 },
             );
-            let bind = match (self.o.listen.get(name), vn.dns()) {
-                (Some(a), _) => Bind::Addr(*a),
-                (None, Some(_)) if self.o.bind_any.contains(name) => {
-                    Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p)))
-                }
-                (None, Some(d)) => Bind::Host(d.hostname.clone(), p),
-                (None, None) => Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p))),
+            let bind = match (self.o.listen.get(name), self.o.bind_ip.get(name), vn.dns()) {
+                (Some(a), _, _) => Bind::Addr(*a),
+                (None, Some(ip), _) => Bind::Addr(SocketAddr::new(*ip, p)),
+                (None, None, Some(d)) => Bind::Host(d.hostname.clone(), p),
+                (None, None, None) => Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p))),
             };
             out.push(Listener {
                 node: name.to_owned(),
