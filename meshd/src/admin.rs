@@ -189,7 +189,7 @@ impl Admin {
             }
             (&Method::GET, "/ready") => {
                 let nodes = self.in_force.load().selection.ready_lines();
-                reply(StatusCode::OK, text, format!("LIVE\n{nodes}").into())
+                reply(StatusCode::OK, text, format!("LIVE\n{nodes}"))
             }
             (&Method::GET, "/stats") | (&Method::GET, "/stats/prometheus") => {
                 let filter = match q.get("filter").map(|f| Regex::new(f)) {

@@ -73,18 +73,19 @@ impl Fleet {
         }
     }
 
-    /// meshd on this fleet's config with its /etc/hosts, `MESHD_NODE` set to `env_nodes`.
+    /// meshd on this fleet's config with its /etc/hosts (`start_meshd_with_hosts`), with
+    /// `MESHD_NODE` set to `env_nodes` when given, as the systemd unit's EnvironmentFile sets it.
     fn start(&self, env_nodes: Option<&str>, extra: &[&str]) -> Meshd {
+        let Some(env_nodes) = env_nodes else {
+            return start_meshd_with_hosts(&self.config, &self.hosts, extra);
+        };
         let flags = private_mount_flags(&self.hosts);
         let mut cmd = Command::new("unshare");
         cmd.args(&flags)
             .args(["sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\""])
             .arg(&self.hosts)
             .arg(bin("meshd"));
-        match env_nodes {
-            Some(n) => cmd.env("MESHD_NODE", n),
-            None => cmd.env_remove("MESHD_NODE"),
-        };
+        cmd.env("MESHD_NODE", env_nodes);
         Meshd::start_as(cmd, &self.config, extra)
     }
 }
@@ -287,5 +288,43 @@ fn a_reload_that_removes_a_named_node_keeps_serving_the_others() {
         log.lines()
             .any(|l| l.contains("--node") && l.contains("there") && l.contains("no such")),
         "the named node missing from the config is not logged:\n{log}"
+    );
+}
+
+#[test]
+fn a_config_with_no_local_node_serves_none_says_so_and_serves_a_local_node_added_later() {
+    let f = Fleet::new();
+    let here = std::fs::read_to_string(f.config.join("vn-here.json")).expect("read");
+    std::fs::remove_file(f.config.join("vn-here.json")).expect("rm");
+    let m = f.start(None, &[]);
+    assert!(
+        !listeners(&m).lines().any(|l| l.contains("-ingress::")),
+        "{}",
+        listeners(&m)
+    );
+    let log = m.proc.stderr();
+    assert!(log.contains("serving no node"), "{log}");
+    assert!(
+        http_get(&m.url("/ready"))
+            .body
+            .starts_with("LIVE\nserving: \n")
+            || http_get(&m.url("/ready"))
+                .body
+                .starts_with("LIVE\nserving: -\n"),
+        "{}",
+        http_get(&m.url("/ready")).body
+    );
+    // The directory is still watched: a node whose hostname is local, added later, is served.
+    std::fs::write(f.config.join("vn-here.json"), here).expect("write");
+    let want = format!("here-ingress::127.0.0.1:{}", f.here_port);
+    mesh_tests::eventually("here to be bound", mesh_tests::READY_TIMEOUT, || {
+        listeners(&m).contains(&want).then_some(())
+    });
+    assert!(
+        http_get(&m.url("/ready"))
+            .body
+            .starts_with("LIVE\nserving: here\n"),
+        "{}",
+        http_get(&m.url("/ready")).body
     );
 }
