@@ -318,15 +318,16 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             for note in not_in_force_notes(&body) {
                 eprintln!("meshctl: {note}");
             }
-            if let Some(served) = body.get("served").and_then(Value::as_str) {
+            // A node another meshd serves: say where (its live state is there, not here).
+            if body.get("served").and_then(Value::as_str) == Some("elsewhere") {
                 let why = body.get("servedWhy").and_then(Value::as_str).unwrap_or("");
-                eprintln!("meshctl: {k}/{name} is served {served} ({why})");
+                eprintln!("meshctl: {k}/{name} is served elsewhere, not by this meshd ({why})");
             }
-            let resource = output::get_json(&body).unwrap_or(Value::Null);
+            let resource = body.get("resource").cloned().unwrap_or(Value::Null);
             let state = body.get("live").filter(|v| !v.is_null());
             let show_live = !no_live && (live || std::io::stdout().is_terminal());
             if output == Format::Json {
-                let mut out = resource;
+                let mut out = output::get_json(&body).unwrap_or(Value::Null);
                 if let (true, Some(s), Some(obj)) = (show_live, state, out.as_object_mut()) {
                     obj.insert("live".to_string(), s.clone());
                 }

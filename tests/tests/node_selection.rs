@@ -207,12 +207,17 @@ fn applying_a_remote_node_binds_nothing_and_says_where_it_takes_effect() {
     let described = meshctl(&m.socket, &["describe", "vn", "far"]);
     assert_eq!(described.code, 0, "{described:?}");
     assert!(
-        described
-            .stderr
-            .contains("virtualnode/far is served elsewhere (far.sel.test → 192.0.2.11)")
-            || described.stderr.contains("served elsewhere"),
+        described.stderr.contains(
+            "virtualnode/far is served elsewhere, not by this meshd (far.sel.test → 192.0.2.11)"
+        ),
         "{described:?}"
     );
+    // stdout stays the describe JSON; -o json adds `served`, and both apply back.
+    let plain: Value = serde_json::from_str(&described.stdout).expect("json");
+    assert!(plain.get("served").is_none(), "{plain}");
+    let json: Value =
+        serde_json::from_str(&ok(&m, &["describe", "vn", "far", "-o", "json"])).expect("json");
+    assert_eq!(json["served"], "elsewhere", "{json}");
 }
 
 #[test]

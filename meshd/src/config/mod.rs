@@ -285,7 +285,9 @@ impl Applier {
                 }
             }
         };
-        if !compiled.selection.missing.is_empty() && !compiled.loaded.set.is_empty() {
+        // A config without any node yet (a new VM whose files are still arriving) is not an
+        // error: the names are logged and meshd waits for them.
+        if !compiled.selection.missing.is_empty() && !compiled.selection.nodes.is_empty() {
             return Err(StartError::UnknownNodes {
                 missing: compiled.selection.missing.clone(),
                 dir: settings.dir.display().to_string(),
