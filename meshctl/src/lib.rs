@@ -271,7 +271,11 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             {
                 let name = r.get("resource").and_then(Value::as_str).unwrap_or("?");
                 let action = r.get("action").and_then(Value::as_str).unwrap_or("?");
-                out.push_str(&format!("{name} {action}{suffix}\n"));
+                let elsewhere = match r.get("servedElsewhere").and_then(Value::as_str) {
+                    Some(w) => format!(" (served elsewhere: {w})"),
+                    None => String::new(),
+                };
+                out.push_str(&format!("{name} {action}{elsewhere}{suffix}\n"));
             }
             print(&out)
         }
@@ -303,10 +307,7 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             }
             match output {
                 GetFormat::Json => {
-                    let list: Vec<Value> = entries
-                        .iter()
-                        .filter_map(|e| e.get("resource").cloned())
-                        .collect();
+                    let list: Vec<Value> = entries.iter().filter_map(output::get_json).collect();
                     print(&pretty(&Value::Array(list)))
                 }
                 GetFormat::Table if entries.is_empty() => {
@@ -337,11 +338,16 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             for note in not_in_force_notes(&body) {
                 eprintln!("meshctl: {note}");
             }
+            // A node another meshd serves: say where (its live state is there, not here).
+            if body.get("served").and_then(Value::as_str) == Some("elsewhere") {
+                let why = body.get("servedWhy").and_then(Value::as_str).unwrap_or("");
+                eprintln!("meshctl: {k}/{name} is served elsewhere, not by this meshd ({why})");
+            }
             let resource = body.get("resource").cloned().unwrap_or(Value::Null);
             let state = body.get("live").filter(|v| !v.is_null());
             let show_live = !no_live && (live || std::io::stdout().is_terminal());
             if output == Format::Json {
-                let mut out = resource;
+                let mut out = output::get_json(&body).unwrap_or(Value::Null);
                 if let (true, Some(s), Some(obj)) = (show_live, state, out.as_object_mut()) {
                     obj.insert("live".to_string(), s.clone());
                 }

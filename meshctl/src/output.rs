@@ -11,6 +11,17 @@ struct Row {
     uid: String,
     arn: String,
     file: String,
+    served: String,
+}
+
+/// A listed or described entry as `-o json` prints it: the describe object, plus `served`
+/// (`here`/`elsewhere`) beside the wrapper for a virtual node or gateway (apply ignores it).
+pub fn get_json(entry: &Value) -> Option<Value> {
+    let mut resource = entry.get("resource")?.clone();
+    if let (Some(served), Some(obj)) = (entry.get("served"), resource.as_object_mut()) {
+        obj.insert("served".to_string(), served.clone());
+    }
+    Some(resource)
 }
 
 fn row(entry: &Value) -> Option<Row> {
@@ -49,12 +60,18 @@ fn row(entry: &Value) -> Option<Row> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
+        served: entry
+            .get("served")
+            .and_then(Value::as_str)
+            .unwrap_or("-")
+            .to_string(),
     })
 }
 
-/// The `get` table (`wide` adds uid, ARN and file), aligned columns, a header line.
+/// The `get` table (`wide` adds uid, ARN and file), aligned columns, a header line. `SERVED`
+/// is `here` or `elsewhere` for a virtual node or gateway, `-` for other kinds.
 pub fn table(entries: &[Value], wide: bool) -> String {
-    let mut rows: Vec<Vec<String>> = vec![["NAME", "MESH", "VERSION", "LAST UPDATED"]
+    let mut rows: Vec<Vec<String>> = vec![["NAME", "MESH", "VERSION", "LAST UPDATED", "SERVED"]
         .iter()
         .map(|s| s.to_string())
         .collect()];
@@ -62,7 +79,7 @@ pub fn table(entries: &[Value], wide: bool) -> String {
         rows[0].extend(["UID", "ARN", "FILE"].iter().map(|s| s.to_string()));
     }
     for r in entries.iter().filter_map(row) {
-        let mut cols = vec![r.name, r.mesh, r.version, r.updated];
+        let mut cols = vec![r.name, r.mesh, r.version, r.updated, r.served];
         if wide {
             cols.extend([r.uid, r.arn, r.file]);
         }
@@ -215,7 +232,7 @@ mod tests {
     #[test]
     fn table_aligns_columns_and_names_routes_with_their_router() {
         let entries = vec![
-            json!({"file": "/etc/meshd/vn-green.json", "resource": {"virtualNode": {
+            json!({"file": "/etc/meshd/vn-green.json", "served": "here", "resource": {"virtualNode": {
                 "meshName": "m", "virtualNodeName": "green",
                 "metadata": {"version": 3, "lastUpdatedAt": "2026-01-01T00:00:00.000Z"}}}}),
             json!({"file": "/etc/meshd/rt.json", "resource": {"route": {
@@ -225,13 +242,16 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME                MESH   VERSION   LAST UPDATED"
+            "NAME                MESH   VERSION   LAST UPDATED               SERVED"
         );
         assert_eq!(
             lines[1],
-            "virtualnode/green   m      3         2026-01-01T00:00:00.000Z"
+            "virtualnode/green   m      3         2026-01-01T00:00:00.000Z   here"
         );
-        assert_eq!(lines[2], "route/paths/red     m      -         -");
+        assert_eq!(
+            lines[2],
+            "route/paths/red     m      -         -                          -"
+        );
         assert!(table(&entries, true).contains("/etc/meshd/rt.json"));
     }
 

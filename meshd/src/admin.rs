@@ -187,7 +187,10 @@ impl Admin {
             (&Method::GET, "/ready") if self.server.stopping() => {
                 reply(StatusCode::SERVICE_UNAVAILABLE, text, "DRAINING\n".into())
             }
-            (&Method::GET, "/ready") => reply(StatusCode::OK, text, "LIVE\n".into()),
+            (&Method::GET, "/ready") => {
+                let nodes = self.in_force.load().selection.ready_lines();
+                reply(StatusCode::OK, text, format!("LIVE\n{nodes}"))
+            }
             (&Method::GET, "/stats") | (&Method::GET, "/stats/prometheus") => {
                 let filter = match q.get("filter").map(|f| Regex::new(f)) {
                     Some(Err(e)) => {

@@ -61,8 +61,12 @@ config keeps serving. A missing or empty directory while serving is a fault: the
 keeps serving and the directory's return is applied. At start, an invalid, missing or empty
 directory serves the last good config saved in --state-dir (unless --strict-config).
 
+Which nodes are served, and why, is logged at start and after every reload that changes it;
+/ready and `meshctl get` show it too.
+
 Exit codes: 0 stopped by a signal, 1 runtime failure (e.g. a port in use), 2 invalid flags or
-invalid config at startup (with no last good config to serve, or --strict-config)."
+invalid config at startup (with no last good config to serve, or --strict-config), or a
+--node that names no node of the config."
 )]
 pub struct Args {
     /// Directory of mesh resources (*.json), watched for changes.
@@ -122,8 +126,16 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub control_timeout: Duration,
 
-    /// Serve only this virtual node or gateway (repeatable). Default: every one in the config.
-    #[arg(long = "node", value_name = "NAME")]
+    /// Serve this virtual node or gateway (repeatable, or comma-separated in the variable, e.g.
+    /// from the systemd unit's EnvironmentFile /etc/default/meshd). Default: the virtual nodes
+    /// whose DNS hostname (or --listen address) is an address of this machine, and the gateways
+    /// whose --listen address is. Every other node is remote: used for routing, never bound.
+    #[arg(
+        long = "node",
+        env = "MESHD_NODE",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub nodes: Vec<String>,
 
     /// Bind a node's listener here instead of its DNS hostname and port (repeatable).

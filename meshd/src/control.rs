@@ -4,9 +4,9 @@
 //! | call | what |
 //! |---|---|
 //! | `GET /v1/ping` | meshd's version and config directory |
-//! | `GET /v1/resources[?kind=K&mesh=M&name=N]` | resources in describe form, with their files |
+//! | `GET /v1/resources[?kind=K&mesh=M&name=N]` | resources in describe form, with their files (nodes: `served` = `here`\|`elsewhere`) |
 //! | `GET /v1/resource?kind=K&name=N[&mesh=M]` | one resource, plus the live state of a served node |
-//! | `POST /v1/apply[?dryRun=true]` | body: a resource, an array, or `{"documents": [{"file", "content"}]}` |
+//! | `POST /v1/apply[?dryRun=true]` | body: a resource, an array, or `{"documents": [{"file", "content"}]}`; a node another meshd serves has `servedElsewhere` |
 //! | `DELETE /v1/resource?kind=K&name=N[&mesh=M]` | refused while referred to |
 //!
 //! Errors are `{"code": "<App Mesh exception>", "message": ..., "errors": [{file, resource,
@@ -36,6 +36,7 @@ use mesh_core::model::{ConfigError, Kind, Resource};
 use serde_json::{json, Value};
 
 use crate::cli::Args;
+use crate::config::nodes::Selection;
 use crate::config::store::{self, StoreError};
 use crate::config::{Applier, ChangeError};
 use auth::{Caller, Policy};
@@ -287,8 +288,15 @@ fn missing_kind_name() -> Reply {
     )
 }
 
-fn entry_json(file: &Path, r: &Resource) -> Value {
-    json!({"file": file.display().to_string(), "resource": r.to_describe_json()})
+/// A resource with its file; for a virtual node or gateway also `served`: `here` when this
+/// meshd serves it, `elsewhere` when another does, and `servedWhy`.
+fn entry_json(file: &Path, r: &Resource, selection: &Selection) -> Value {
+    let mut v = json!({"file": file.display().to_string(), "resource": r.to_describe_json()});
+    if matches!(r.kind(), Kind::VirtualNode | Kind::VirtualGateway) {
+        v["served"] = json!(selection.served_word(r.name()));
+        v["servedWhy"] = json!(selection.choice(r.name()).map(|c| c.why.as_str()));
+    }
+    v
 }
 
 async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<String>) -> Reply {
@@ -302,7 +310,7 @@ async fn list(ctx: &Ctx, kind: Option<Kind>, mesh: Option<String>, name: Option<
             name.as_deref()
                 .is_none_or(|n| r.name() == n || r.key().qualified_name() == n)
         })
-        .map(|(f, r)| entry_json(f, r))
+        .map(|(f, r)| entry_json(f, r, &in_force.selection))
         .collect();
     reply(StatusCode::OK, &json!({"resources": items}))
 }
@@ -324,7 +332,7 @@ async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Repl
         }
         _ => None,
     };
-    let mut body = entry_json(&file, r);
+    let mut body = entry_json(&file, r, &in_force.selection);
     body["live"] = live.unwrap_or(Value::Null);
     reply(StatusCode::OK, &body)
 }
@@ -378,15 +386,21 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
         Ok(Err(e)) => return change_error(e),
         Err(e) => return internal(&format!("the apply failed: {e}")),
     };
+    let selection = ctx.applier.in_force().selection.clone();
     let results: Vec<Value> = outcomes
         .iter()
         .map(|o| {
+            let kind = o.resource.kind();
+            let elsewhere = matches!(kind, Kind::VirtualNode | Kind::VirtualGateway)
+                .then(|| selection.elsewhere(o.resource.name()))
+                .flatten();
             if !dry_run && o.action != store::Action::Unchanged {
                 tracing::info!(uid = caller.map(|c| c.uid), resource = %o.resource.label(), action = o.action.as_str(), file = %o.file.display(), "applied");
             }
             json!({"resource": o.resource.label(), "action": o.action.as_str(),
                    "file": o.file.display().to_string(),
-                   "version": o.resource.metadata().and_then(|m| m.version)})
+                   "version": o.resource.metadata().and_then(|m| m.version),
+                   "servedElsewhere": elsewhere})
         })
         .collect();
     reply(

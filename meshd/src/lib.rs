@@ -57,7 +57,15 @@ fn init_tracing(filter: &str) {
 /// The per-process choices of the flags.
 pub fn overrides(args: &Args) -> Overrides {
     Overrides {
-        nodes: args.nodes.clone(),
+        nodes: Some(
+            args.nodes
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect::<std::collections::BTreeSet<String>>(),
+        )
+        .filter(|n| !n.is_empty()),
+        bind_ip: Default::default(),
         listen: args
             .listen
             .iter()
@@ -163,6 +171,10 @@ async fn serve(args: Args) -> ExitCode {
             for e in &errors {
                 eprintln!("meshd: invalid config : {e}");
             }
+            return ExitCode::from(2);
+        }
+        Err(e @ StartError::UnknownNodes { .. }) => {
+            eprintln!("meshd: {e}");
             return ExitCode::from(2);
         }
         Err(e) => {

@@ -101,6 +101,10 @@ pub fn parse_value(file: &Path, value: &Value) -> Result<Vec<Resource>, Vec<Conf
     }
 }
 
+/// Keys meshctl adds beside a describe wrapper (`served`, `servedWhy`, `live`): not part of the
+/// resource, ignored when parsing.
+const READ_ONLY_ANNOTATIONS: [&str; 3] = ["served", "servedWhy", "live"];
+
 /// Parses one resource object (CLI input or describe wrapper).
 fn parse_one(file: &Path, value: &Value, index: Option<usize>) -> Result<Resource, ConfigError> {
     let root = index.map(|i| format!("[{i}]")).unwrap_or_default();
@@ -113,11 +117,14 @@ fn parse_one(file: &Path, value: &Value, index: Option<usize>) -> Result<Resourc
         ));
     };
 
-    if map.len() == 1 {
-        if let Some((key, inner)) = map.iter().next() {
-            if let Some(kind) = Kind::from_wrapper_key(key) {
-                return parse_kind(file, kind, inner, &join(&root, key));
-            }
+    // meshctl's read-only annotations beside a describe wrapper (`get -o json`, `describe -o
+    // json`) are ignored, so that its output applies back as it is.
+    let mut keys = map
+        .keys()
+        .filter(|k| !READ_ONLY_ANNOTATIONS.contains(&k.as_str()));
+    if let (Some(key), None) = (keys.next(), keys.next()) {
+        if let (Some(kind), Some(inner)) = (Kind::from_wrapper_key(key), map.get(key)) {
+            return parse_kind(file, kind, inner, &join(&root, key));
         }
     }
 

@@ -11,8 +11,8 @@
 //!   then matches gateway routes and hands the request to the target virtual service;
 //! - retries, outlier detection and health checks as `resilience.rs` says.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +30,33 @@ use crate::model::{self, MeshSet, PortProtocol, VirtualNodeConnectionPool};
 use crate::pool::PoolSettings;
 
 /// Per-process choices that are not part of the mesh: which nodes this meshd serves and where
-/// their sockets are (the `--node`, `--listen`, `--app` and `--egress` flags).
+/// their sockets are (the `--node`, `--listen`, `--app` and `--egress` flags, and meshd's
+/// choice of its local nodes).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// Nodes (virtual nodes or gateways) to serve; empty = every one in the set.
-    pub nodes: Vec<String>,
+    /// The nodes (virtual nodes or gateways) to serve; `None` = every one in the set. Every
+    /// other node is remote: its listeners are never bound, and callers reach it through DNS.
+    pub nodes: Option<BTreeSet<String>>,
+    /// Where a served virtual node's listener binds (with its port from the config) instead of
+    /// resolving its DNS hostname when it is bound (which takes the hostname's first address,
+    /// possibly another machine's when the name has several): meshd's choice among the
+    /// hostname's local addresses, or `0.0.0.0` for a node named with `--node` whose hostname is
+    /// not an address of this machine. A `listen` entry still wins.
+    pub bind_ip: HashMap<String, IpAddr>,
     /// A node's listener address instead of its DNS hostname (or `0.0.0.0`) and port.
     pub listen: HashMap<String, SocketAddr>,
     /// A node's local app instead of `127.0.0.1:<port>`.
     pub app: HashMap<String, SocketAddr>,
     /// A node's egress listener instead of `127.0.0.1:15001`.
     pub egress: HashMap<String, SocketAddr>,
+}
+
+impl Overrides {
+    /// Whether this meshd serves (binds the listeners of) `node`: it is in [`Overrides::nodes`],
+    /// or that is `None`.
+    pub fn serves(&self, node: &str) -> bool {
+        self.nodes.as_ref().is_none_or(|n| n.contains(node))
+    }
 }
 
 /// App Mesh's default per-request timeout.
@@ -225,7 +241,7 @@ impl Compiler<'_> {
     }
 
     fn serves(&self, node: &str) -> bool {
-        self.o.nodes.is_empty() || self.o.nodes.iter().any(|n| n == node)
+        self.o.serves(node)
     }
 
     /// A virtual service as a routing table, shared.
@@ -368,10 +384,11 @@ impl Compiler<'_> {
                     retry_budget: resilience::retry_budget(),
                 },
             );
-            let bind = match (self.o.listen.get(name), vn.dns()) {
-                (Some(a), _) => Bind::Addr(*a),
-                (None, Some(d)) => Bind::Host(d.hostname.clone(), p),
-                (None, None) => Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p))),
+            let bind = match (self.o.listen.get(name), self.o.bind_ip.get(name), vn.dns()) {
+                (Some(a), _, _) => Bind::Addr(*a),
+                (None, Some(ip), _) => Bind::Addr(SocketAddr::new(*ip, p)),
+                (None, None, Some(d)) => Bind::Host(d.hostname.clone(), p),
+                (None, None, None) => Bind::Addr(SocketAddr::from(([0, 0, 0, 0], p))),
             };
             out.push(Listener {
                 node: name.to_owned(),

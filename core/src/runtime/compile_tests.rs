@@ -80,7 +80,33 @@ fn listen_overrides_make_local_endpoints() {
             node: "green".into()
         }
     );
-    o.nodes = vec!["ingress-gw".into()];
+    o.nodes = Some(["ingress-gw".to_owned()].into());
     let rc = compile(&walkthrough(), &o);
     assert!(rc.listeners.iter().all(|l| l.node == "ingress-gw"));
+}
+
+#[test]
+fn bind_ip_binds_that_address_with_the_listeners_port_and_listen_still_wins() {
+    let mut o = Overrides::default();
+    o.bind_ip
+        .insert("green".into(), "198.18.1.2".parse().expect("ip"));
+    o.bind_ip
+        .insert("red".into(), "0.0.0.0".parse().expect("ip"));
+    o.listen
+        .insert("red".into(), "127.0.0.1:0".parse().expect("addr"));
+    let rc = compile(&walkthrough(), &o);
+    let bind = |node: &str| {
+        rc.listeners
+            .iter()
+            .find(|l| l.node == node && l.role == Role::Ingress)
+            .map(|l| l.bind.clone())
+    };
+    assert_eq!(
+        bind("green"),
+        Some(Bind::Addr("198.18.1.2:8080".parse().expect("addr")))
+    );
+    assert_eq!(
+        bind("red"),
+        Some(Bind::Addr("127.0.0.1:0".parse().expect("addr")))
+    );
 }

@@ -128,7 +128,7 @@ fn a_listeners_outlier_detection_and_health_check_go_on_its_callers_egress_clust
     assert_eq!(blue.retry_budget, RetryBudget::DEFAULT);
     // The node's own ingress cluster (its app) neither ejects nor probes.
     let o = Overrides {
-        nodes: vec!["blue".into()],
+        nodes: Some(["blue".to_owned()].into()),
         ..Overrides::default()
     };
     let rc = compile(&mesh(OUTLIER_AND_HC, &[""]), &o);

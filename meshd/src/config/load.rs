@@ -13,6 +13,7 @@ use mesh_core::model::{
 };
 use mesh_core::runtime::{compile, Overrides, RuntimeConfig};
 
+use super::nodes::{select, Selection};
 use super::store::derive_metadata;
 
 /// A config read from files and ready to put in force.
@@ -33,6 +34,8 @@ pub struct Compiled {
     pub runtime: RuntimeConfig,
     /// Settings accepted but not in force (see [`mesh_core::model::not_in_force`]).
     pub not_in_force: Vec<NotInForce>,
+    /// The nodes this meshd serves, and why ([`super::nodes`]).
+    pub selection: Selection,
 }
 
 /// What reading the config directory found.
@@ -79,14 +82,17 @@ pub fn from_files(files: Vec<SourceFile>, validate: bool) -> Result<Loaded, Vec<
     })
 }
 
-/// Compiles a loaded config for the server.
+/// Chooses the nodes to serve ([`super::nodes::select`]) and compiles a loaded config for the
+/// server.
 pub fn compile_loaded(loaded: Loaded, overrides: &Overrides) -> Compiled {
-    let runtime = compile(&loaded.set, overrides);
+    let (selection, overrides) = select(&loaded.set, overrides);
+    let runtime = compile(&loaded.set, &overrides);
     let not_in_force = not_in_force(&loaded.set);
     Compiled {
         loaded,
         runtime,
         not_in_force,
+        selection,
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod files;
 pub mod journal;
 pub mod load;
+pub mod nodes;
 pub mod offline;
 pub mod snapshot;
 pub mod state;
@@ -36,6 +37,7 @@ use mesh_core::runtime::{Overrides, RuntimeConfig};
 use crate::admin::Admin;
 use crate::server::{ApplyError, Server};
 use load::{Compiled, DirState, Loaded};
+use nodes::Selection;
 use state::StateDir;
 use store::{FileChange, StoreError};
 
@@ -49,6 +51,8 @@ pub struct InForce {
     pub fingerprint: u64,
     /// When served from the last-good snapshot: when that was written.
     pub from_snapshot: Option<String>,
+    /// The nodes this meshd serves, and why.
+    pub selection: Selection,
 }
 
 impl InForce {
@@ -59,6 +63,7 @@ impl InForce {
             files: Vec::new(),
             fingerprint: load::fingerprint(&[]),
             from_snapshot: None,
+            selection: Selection::default(),
         }
     }
 }
@@ -77,6 +82,8 @@ struct Status {
     skipped: BTreeSet<PathBuf>,
     /// Per resource (file, label): the settings not in force last warned about.
     not_in_force: BTreeMap<(PathBuf, String), Vec<String>>,
+    /// The node selection last logged.
+    selection: Option<Selection>,
 }
 
 /// How meshd reads its config.
@@ -97,6 +104,16 @@ pub enum StartError {
     /// The directory is invalid and there is no snapshot to serve (or `--strict-config`).
     #[error("invalid config")]
     Invalid(Vec<ConfigError>),
+    /// `--node` / `MESHD_NODE` names nodes the config does not have.
+    #[error("--node {}: no such virtual node or gateway in {dir}; the nodes there: {known}", missing.join(", "))]
+    UnknownNodes {
+        /// The names not found.
+        missing: Vec<String>,
+        /// The config directory.
+        dir: String,
+        /// The nodes and gateways it has.
+        known: String,
+    },
     /// The config cannot be put in force (e.g. a port in use).
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -268,7 +285,17 @@ impl Applier {
                 }
             }
         };
+        // A config without any node yet (a new VM whose files are still arriving) is not an
+        // error: the names are logged and meshd waits for them.
+        if !compiled.selection.missing.is_empty() && !compiled.selection.nodes.is_empty() {
+            return Err(StartError::UnknownNodes {
+                missing: compiled.selection.missing.clone(),
+                dir: settings.dir.display().to_string(),
+                known: compiled.selection.known(),
+            });
+        }
         put_in_force(&server, compiled.runtime).await?;
+        nodes::log_if_changed(&mut status.selection, &compiled.selection);
         note_not_in_force(&mut status, &compiled.not_in_force, &admin);
         admin
             .stats
@@ -279,6 +306,7 @@ impl Applier {
             files: compiled.loaded.files,
             set: compiled.loaded.set,
             from_snapshot,
+            selection: compiled.selection,
         };
         let shared = admin.in_force.clone();
         shared.store(Arc::new(in_force));
@@ -348,6 +376,7 @@ impl Applier {
                 note_skipped(&mut status, &skipped, &self.admin);
                 let compiled = *compiled;
                 if compiled.loaded.fingerprint == in_force.fingerprint
+                    && compiled.selection == in_force.selection
                     && in_force.from_snapshot.is_none()
                 {
                     tracing::debug!(trigger, "config directory unchanged");
@@ -360,8 +389,9 @@ impl Applier {
                     Ok(_previous) => {
                         let apply_ms = applying.elapsed().as_millis() as u64;
                         self.clear_fault(&mut status);
+                        nodes::log_if_changed(&mut status.selection, &compiled.selection);
                         note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
-                        self.publish(compiled.loaded).await;
+                        self.publish(compiled.loaded, compiled.selection).await;
                         stats.config_reload_success.inc();
                         tracing::info!(resources, trigger, read_ms, apply_ms, "config applied");
                         true
@@ -424,20 +454,22 @@ impl Applier {
             self.admin.stats.config_reload_failure.inc();
             return Err(ChangeError::Write(e));
         }
+        nodes::log_if_changed(&mut status.selection, &compiled.selection);
         note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
-        self.publish(compiled.loaded).await;
+        self.publish(compiled.loaded, compiled.selection).await;
         self.admin.stats.config_reload_success.inc();
         self.clear_fault(&mut status);
         Ok(out)
     }
 
     /// Makes `loaded` the config in force (the server already runs it) and saves the snapshot.
-    async fn publish(&self, loaded: Loaded) {
+    async fn publish(&self, loaded: Loaded, selection: Selection) {
         let old = self.in_force.swap(Arc::new(InForce {
             fingerprint: loaded.fingerprint,
             files: loaded.files,
             set: loaded.set,
             from_snapshot: None,
+            selection,
         }));
         // A large config takes a while to free: not on a proxy worker.
         worker::spawn(move || drop(old));
