@@ -123,7 +123,10 @@ impl Vm {
     /// (the upstream waits on the gate), one waits in the queue, `k` more get 503 at once; then
     /// the gate opens and the first two get 200.
     fn refuse(&self, k: usize) {
-        let url = format!("http://{}/", self.meshd.listener(&format!("{}-ingress", self.name)));
+        let url = format!(
+            "http://{}/",
+            self.meshd.listener(&format!("{}-ingress", self.name))
+        );
         let spawn = |u: String| std::thread::spawn(move || http_get(&u).status);
         let first = spawn(url.clone());
         eventually("a request at the upstream", Duration::from_secs(10), || {
@@ -214,9 +217,11 @@ fn by_source(stdout: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for line in stdout.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let (Some(src), Some(name), Some(value)) =
-            (v["source"].as_str(), v["name"].as_str(), v["value"].as_u64())
-        else {
+        let (Some(src), Some(name), Some(value)) = (
+            v["source"].as_str(),
+            v["name"].as_str(),
+            v["value"].as_u64(),
+        ) else {
             panic!("not a stat: {line}");
         };
         if name != "server.uptime" {
@@ -251,7 +256,11 @@ fn the_stats_listener_serves_only_the_read_only_endpoints() {
         })
         .filter(|(k, _)| k != "server.uptime")
         .collect();
-    assert_eq!(served, vm.stats_now(), "the stats listener's /stats is the admin's");
+    assert_eq!(
+        served,
+        vm.stats_now(),
+        "the stats listener's /stats is the admin's"
+    );
     let filtered = http_get(&vm.stats_url("/stats?filter=rq_pending_overflow$&usedonly"));
     assert_eq!(
         filtered.body,
@@ -297,15 +306,26 @@ fn the_stats_listener_serves_only_the_read_only_endpoints() {
         ("PUT", "/clusters", 405),
         ("DELETE", "/ready", 405),
     ] {
-        assert_eq!(status(method, &vm.stats_url(path), &[]), want, "{method} {path}");
+        assert_eq!(
+            status(method, &vm.stats_url(path), &[]),
+            want,
+            "{method} {path}"
+        );
     }
     let port = vm.stats.port();
     let stats = vm.stats_url("/stats");
-    assert_eq!(status("GET", &stats, &[("Origin", "http://evil.example")]), 403);
+    assert_eq!(
+        status("GET", &stats, &[("Origin", "http://evil.example")]),
+        403
+    );
     let evil = format!("evil.example:{port}");
     assert_eq!(status("GET", &stats, &[("Host", &evil)]), 403);
     // What a fleet scraper sends passes: the IP literal it dialled, or localhost.
-    for host in [format!("127.0.0.2:{port}"), format!("198.18.0.7:{port}"), "localhost".into()] {
+    for host in [
+        format!("127.0.0.2:{port}"),
+        format!("198.18.0.7:{port}"),
+        "localhost".into(),
+    ] {
         assert_eq!(status("GET", &stats, &[("Host", &host)]), 200, "{host}");
     }
     assert_eq!(vm.meshd.stat("server.stats_rq_refused"), 11);
@@ -325,14 +345,22 @@ fn the_stats_listener_serves_only_the_read_only_endpoints() {
         .arg(&f.config)
         .arg("--state-dir")
         .arg(&state)
-        .args(["--node", "a", "--listen", "a=127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args([
+            "--node",
+            "a",
+            "--listen",
+            "a=127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
         .arg("--socket")
         .arg(f.dir.path().join("busy.sock"))
         .args(["--stats-listen", &vm.stats.to_string()]);
     let r = run_bounded(cmd, "meshd on a taken stats address");
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains(&format!("cannot listen on stats address {}", vm.stats)),
+        r.stderr
+            .contains(&format!("cannot listen on stats address {}", vm.stats)),
         "{}",
         r.stderr
     );
@@ -370,7 +398,13 @@ fn meshstat_fleet_reads_what_each_meshd_serves() {
         [(la.clone(), f.a.stats_now()), (lb.clone(), f.b.stats_now())].into();
     assert_eq!(by_source(&r.stdout), want);
 
-    let r = meshstat_ok(&["--fleet", dir, "--stats-port", &port, "rq_pending_overflow$"]);
+    let r = meshstat_ok(&[
+        "--fleet",
+        dir,
+        "--stats-port",
+        &port,
+        "rq_pending_overflow$",
+    ]);
     assert_eq!(
         r.stdout,
         format!(
@@ -380,7 +414,14 @@ fn meshstat_fleet_reads_what_each_meshd_serves() {
             cluster("b")
         )
     );
-    let r = meshstat_ok(&["--fleet", dir, "--stats-port", &port, "--sum", "server.stats_rq_refused"]);
+    let r = meshstat_ok(&[
+        "--fleet",
+        dir,
+        "--stats-port",
+        &port,
+        "--sum",
+        "server.stats_rq_refused",
+    ]);
     assert_eq!(r.stdout, "server.stats_rq_refused: 0\n");
 
     // why: which limit on which meshd refused.
@@ -390,19 +431,28 @@ fn meshstat_fleet_reads_what_each_meshd_serves() {
             "{label}: cluster {} refused {k} requests at its max_pending_requests limit",
             cluster(n)
         );
-        assert!(r.stdout.lines().any(|l| l.starts_with(&want)), "{want}\n{}", r.stdout);
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(&want)),
+            "{want}\n{}",
+            r.stdout
+        );
     }
     // clusters and hosts: every line names its source.
     for sub in ["clusters", "hosts"] {
         let r = meshstat_ok(&["--fleet", dir, "--stats-port", &port, sub]);
         for (label, n) in [(&la, "a"), (&lb, "b")] {
             assert!(
-                r.stdout.lines().any(|l| l.starts_with(&format!("{label} {}", cluster(n)))),
+                r.stdout
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{label} {}", cluster(n)))),
                 "{sub}: {}",
                 r.stdout
             );
         }
-        assert!(r.stdout.lines().all(|l| l.starts_with(&la) || l.starts_with(&lb)));
+        assert!(r
+            .stdout
+            .lines()
+            .all(|l| l.starts_with(&la) || l.starts_with(&lb)));
     }
 }
 
@@ -422,12 +472,19 @@ fn meshstat_fleet_unreachable_and_unlocatable_nodes() {
         "serviceDiscovery": {"dns": {"hostname": "127.0.0.4"}}}});
     write_config(&dir, &[("vg-gw.json", gateway), ("vn-c.json", c)]);
     let dir_s = dir.to_str().expect("utf-8 path");
-    let r = meshstat(&["--fleet", dir_s, "--stats-port", &port, "upstream_rq_total$"]);
+    let r = meshstat(&[
+        "--fleet",
+        dir_s,
+        "--stats-port",
+        &port,
+        "upstream_rq_total$",
+    ]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let err: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(err.len(), 2, "{}", r.stderr);
     assert!(
-        err.iter().any(|l| l.starts_with(&format!("meshstat: c@127.0.0.4:{port} : "))),
+        err.iter()
+            .any(|l| l.starts_with(&format!("meshstat: c@127.0.0.4:{port} : "))),
         "{}",
         r.stderr
     );
@@ -453,14 +510,22 @@ fn meshstat_fleet_unreachable_and_unlocatable_nodes() {
         "upstream_rq_total$",
     ]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains(&format!("meshstat: gw@127.0.0.5:{port} : ")), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("meshstat: gw@127.0.0.5:{port} : ")),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("virtual gateway gw"), "{}", r.stderr);
 
     // Bad input: exit 2, one line.
     let bad = f.dir.path().join("bad.txt");
     std::fs::write(&bad, "127.0.0.2:9902\nnot an address\n").expect("bad");
     for (args, what) in [
-        (vec!["--fleet", "/nonexistent/fleet"], "meshstat: --fleet /nonexistent/fleet : "),
+        (
+            vec!["--fleet", "/nonexistent/fleet"],
+            "meshstat: --fleet /nonexistent/fleet : ",
+        ),
         (
             vec!["--fleet", bad.to_str().expect("utf-8")],
             &*format!("meshstat: {}:2 : ", bad.display()),
@@ -492,6 +557,9 @@ fn meshstat_fleet_targets_prints_prometheus_file_sd() {
     assert_eq!(got, want);
     // Each target answers /stats/prometheus.
     for t in [f.a.stats, f.b.stats] {
-        assert_eq!(http_get(&format!("http://{t}/stats/prometheus")).status, 200);
+        assert_eq!(
+            http_get(&format!("http://{t}/stats/prometheus")).status,
+            200
+        );
     }
 }

@@ -31,7 +31,9 @@ fn start_prometheus(config: &Path, dir: &Path) -> Prometheus {
         found.as_ref().is_ok_and(|o| o.status.success()),
         "prometheus cannot be run ({}): install Debian's package (`apt-get install -y \
          --no-install-recommends prometheus`; .ci/run does)",
-        found.err().map_or("it failed".to_owned(), |e| e.to_string())
+        found
+            .err()
+            .map_or("it failed".to_owned(), |e| e.to_string())
     );
     let mut last = String::new();
     for attempt in 0..PORT_TRIES {
@@ -50,13 +52,17 @@ fn start_prometheus(config: &Path, dir: &Path) -> Prometheus {
             let _ = std::io::copy(&mut std::io::BufReader::new(stdout), &mut std::io::sink());
         });
         let base = format!("http://127.0.0.1:{port}");
-        let ready = eventually("prometheus to answer /-/ready", Duration::from_secs(30), || {
-            if let Some(code) = proc.wait_exit(Duration::from_millis(1)) {
-                return Some(Err(code));
-            }
-            let r = mesh_tests::agent().get(&format!("{base}/-/ready")).call();
-            r.is_ok_and(|r| r.status() == 200).then_some(Ok(()))
-        });
+        let ready = eventually(
+            "prometheus to answer /-/ready",
+            Duration::from_secs(30),
+            || {
+                if let Some(code) = proc.wait_exit(Duration::from_millis(1)) {
+                    return Some(Err(code));
+                }
+                let r = mesh_tests::agent().get(&format!("{base}/-/ready")).call();
+                r.is_ok_and(|r| r.status() == 200).then_some(Ok(()))
+            },
+        );
         match ready {
             Ok(()) => return Prometheus { _proc: proc, base },
             Err(code) => last = format!("exit {code}: {}", proc.stderr()),
@@ -126,7 +132,10 @@ fn prometheus_scrapes_the_fleet_and_reads_the_breaker_counters() {
     let yml = std::fs::read_to_string(&example).expect("examples/fleet/prometheus.yml");
     assert!(yml.contains("/etc/prometheus/meshd-targets.json"), "{yml}");
     let yml = yml
-        .replace("/etc/prometheus/meshd-targets.json", &targets.display().to_string())
+        .replace(
+            "/etc/prometheus/meshd-targets.json",
+            &targets.display().to_string(),
+        )
         .replace("scrape_interval: 15s", "scrape_interval: 200ms")
         .replace("scrape_timeout: 10s", "scrape_timeout: 200ms");
     let config = f.dir.path().join("prometheus.yml");
@@ -142,12 +151,18 @@ fn prometheus_scrapes_the_fleet_and_reads_the_breaker_counters() {
             .vms()
             .iter()
             .map(|vm| {
-                let v = vm.meshd.stat(&format!("cluster.{}.{stat}", cluster(vm.name)));
+                let v = vm
+                    .meshd
+                    .stat(&format!("cluster.{}.{stat}", cluster(vm.name)));
                 (vm.stats.to_string(), vm.name.to_owned(), v)
             })
             .collect();
         want.sort();
-        assert_eq!(want.iter().map(|w| w.2).collect::<Vec<_>>(), [2, 3], "{stat}");
+        assert_eq!(
+            want.iter().map(|w| w.2).collect::<Vec<_>>(),
+            [2, 3],
+            "{stat}"
+        );
         // Scrapes come every 200 ms; the first ones may not have landed yet.
         let got = eventually(
             &format!("prometheus to return {metric} of both meshd"),
