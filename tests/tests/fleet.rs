@@ -10,6 +10,8 @@
 //!   which meshd refused; an unreachable or unlocatable node is one stderr line and exit 1.
 //! - Debian's Prometheus scrapes both (targets from `meshstat --fleet DIR --targets`) and its
 //!   HTTP API returns the same breaker counters as each meshd's `/stats` (fleet/prometheus.rs).
+//! - Across namespace VMs, `meshstat --fleet` finds a node's replicas through the zone's DNS
+//!   (fleet/vms.rs).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ use serde_json::Value;
 
 #[path = "fleet/prometheus.rs"]
 mod prometheus;
+#[path = "fleet/vms.rs"]
+mod vms;
 
 /// meshd's limits on each node: one connection, one pending request.
 const POOL: &str = r#"{"http": {"maxConnections": 1, "maxPendingRequests": 1}}"#;
