@@ -1,5 +1,7 @@
 //! The admin HTTP endpoint: `/stats`, `/stats/prometheus`, `/clusters`, `/listeners`,
-//! `/config_dump`, `/ready`, `POST /reset_counters`. Loopback by default.
+//! `/config_dump`, `/ready`, `POST /reset_counters`. Loopback by default. The same handler
+//! serves the read-only stats listener for a fleet ([`stats_listener`], `--stats-listen`),
+//! which answers only the reading calls.
 //!
 //! It has no authentication: whoever can connect to it can read every stat and reset counters.
 //! What it refuses, with 403 and a body saying why ([`refusal`]): a request from a browser page
@@ -10,9 +12,9 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
@@ -26,6 +28,17 @@ use crate::body::ResponseBody;
 use crate::render::{self, ServerStats};
 use crate::server::Server;
 
+pub mod stats_listener;
+
+/// Which endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The admin endpoint (`--admin`): every call.
+    Admin,
+    /// The read-only stats listener (`--stats-listen`): [`stats_listener::PATHS`], GET only.
+    Stats,
+}
+
 /// What the admin endpoint serves from.
 pub struct Admin {
     /// The daemon.
@@ -37,8 +50,10 @@ pub struct Admin {
     /// The config in force (shared with the config path), rendered by `/config_dump` on demand.
     pub in_force: Arc<arc_swap::ArcSwap<crate::config::InForce>>,
     /// Host names accepted in `Host` besides IP addresses and `localhost`
-    /// (`--admin-allow-host`).
+    /// (`--admin-allow-host`), on the admin and the stats listener.
     pub allow_hosts: Vec<String>,
+    /// The stats listener's bound address, once it is listening (shown in `/listeners`).
+    pub stats_addr: OnceLock<SocketAddr>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<ResponseBody> {
@@ -150,19 +165,25 @@ impl Admin {
     async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
+        surface: Surface,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let path = req.uri().path().to_owned();
         let mutating = path == "/reset_counters" && req.method() == Method::POST;
         if let Some(why) = refusal(&req, mutating, &self.allow_hosts) {
-            self.stats.admin_rq_refused.inc();
             static WARNED: AtomicBool = AtomicBool::new(false);
-            if !WARNED.swap(true, Ordering::Relaxed) {
+            static WARNED_STATS: AtomicBool = AtomicBool::new(false);
+            let (counter, warned, what) = match surface {
+                Surface::Admin => (&self.stats.admin_rq_refused, &WARNED, "admin"),
+                Surface::Stats => (&self.stats.stats_rq_refused, &WARNED_STATS, "stats"),
+            };
+            counter.inc();
+            if !warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     reason = why,
-                    "admin request refused (counted in server.admin_rq_refused; logged once)"
+                    "{what} request refused (counted in server.{what}_rq_refused; logged once)"
                 );
             } else {
-                tracing::debug!(reason = why, "admin request refused");
+                tracing::debug!(reason = why, "{what} request refused");
             }
             // Read what the client sends (bounded) before answering and closing: closing on
             // unread bytes resets the connection, and the client would lose the answer.
@@ -178,6 +199,12 @@ impl Admin {
                 http::HeaderValue::from_static("close"),
             );
             return Ok(r);
+        }
+        if surface == Surface::Stats {
+            if let Some(r) = stats_listener::gate(req.method(), &path) {
+                self.stats.stats_rq_refused.inc();
+                return Ok(r);
+            }
         }
         let q = params(&req);
         let view = self.server.view.load_full();
@@ -243,7 +270,7 @@ impl Admin {
             }
             (&Method::GET, "/listeners") => {
                 if q.get("format").is_some_and(|f| f == "json") {
-                    let list: Vec<serde_json::Value> = view
+                    let mut list: Vec<serde_json::Value> = view
                         .listeners
                         .iter()
                         .map(|(node, role, addr, _)| {
@@ -255,6 +282,13 @@ impl Admin {
                             })
                         })
                         .collect();
+                    if let Some(addr) = self.stats_addr.get() {
+                        list.push(serde_json::json!({
+                            "name": "stats",
+                            "role": "stats",
+                            "local_address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}},
+                        }));
+                    }
                     reply(
                         StatusCode::OK,
                         "application/json",
@@ -264,6 +298,9 @@ impl Admin {
                     let mut out = String::new();
                     for (node, role, addr, _) in &view.listeners {
                         out.push_str(&format!("{node}-{}::{addr}\n", role.as_str()));
+                    }
+                    if let Some(addr) = self.stats_addr.get() {
+                        out.push_str(&format!("stats::{addr}\n"));
                     }
                     reply(StatusCode::OK, text, out)
                 }
@@ -331,7 +368,23 @@ impl Admin {
 
     /// Serves the admin endpoint on `socket` until the process ends.
     pub async fn serve(self: Arc<Self>, socket: TcpListener) {
-        let mut errors = crate::accept::AcceptErrors::new("admin", self.stats.admin_accept.clone());
+        let accept = self.stats.admin_accept.clone();
+        self.serve_on(socket, Surface::Admin, accept).await;
+    }
+
+    /// Serves `surface` on `socket` until the process ends; accept failures are paused on and
+    /// counted in `accept` ([`crate::accept`]).
+    async fn serve_on(
+        self: Arc<Self>,
+        socket: TcpListener,
+        surface: Surface,
+        accept: Arc<crate::accept::AcceptStats>,
+    ) {
+        let name = match surface {
+            Surface::Admin => "admin",
+            Surface::Stats => "stats",
+        };
+        let mut errors = crate::accept::AcceptErrors::new(name, accept);
         loop {
             let tcp = match socket.accept().await {
                 Ok((tcp, _)) => tcp,
@@ -343,7 +396,7 @@ impl Admin {
             errors.accepted();
             let admin = self.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| admin.clone().handle(req));
+                let svc = hyper::service::service_fn(move |req| admin.clone().handle(req, surface));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .max_buf_size(crate::accept::MAX_CONN_BUF)

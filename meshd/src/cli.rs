@@ -108,6 +108,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub admin_address_path: Option<PathBuf>,
 
+    /// A read-only HTTP endpoint for the fleet's scrapers (Prometheus, `meshstat --fleet`):
+    /// GET `/stats`, `/stats/prometheus`, `/clusters`, `/ready` only, with the admin's
+    /// browser and `Host` checks; e.g. the VM's address and the fleet's port 9902. Off by
+    /// default; port 0 picks a free port (shown in the admin's `/listeners`).
+    #[arg(long, env = "MESHD_STATS_LISTEN", value_name = "IP:PORT")]
+    pub stats_listen: Option<SocketAddr>,
+
     /// Control socket for meshctl.
     #[arg(long, env = "MESHD_SOCKET", default_value = "/run/meshd/meshd.sock")]
     pub socket: PathBuf,

@@ -158,6 +158,7 @@ async fn serve(args: Args) -> ExitCode {
         started: Instant::now(),
         in_force: Arc::new(arc_swap::ArcSwap::from_pointee(config::InForce::empty())),
         allow_hosts: args.admin_allow_hosts.clone(),
+        stats_addr: Default::default(),
     });
     let settings = Settings {
         dir: dir.clone(),
@@ -191,6 +192,15 @@ async fn serve(args: Args) -> ExitCode {
     };
     let admin_addr = admin_socket.local_addr().unwrap_or(args.admin);
     tokio::spawn(admin.clone().serve(admin_socket));
+    if let Some(addr) = args.stats_listen {
+        match admin::stats_listener::start(admin.clone(), addr).await {
+            Ok(bound) => tracing::info!(stats = %bound, "read-only stats listener ready"),
+            Err(e) => {
+                eprintln!("meshd: cannot listen on stats address {addr} : {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     let in_force = applier.in_force();
     tracing::info!(
         admin = %admin_addr,

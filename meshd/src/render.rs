@@ -46,19 +46,25 @@ pub struct ServerStats {
     pub admin_rq_refused: mesh_core::stats::Counter,
     /// The admin endpoint's accept failures (`listener.admin.*`).
     pub admin_accept: std::sync::Arc<crate::accept::AcceptStats>,
+    /// Requests the read-only stats listener (`--stats-listen`) refused: from a web page, a
+    /// DNS-rebinding `Host`, a method other than GET (405), a path it does not serve (404).
+    pub stats_rq_refused: mesh_core::stats::Counter,
+    /// The stats listener's accept failures (`listener.stats.*`).
+    pub stats_accept: std::sync::Arc<crate::accept::AcceptStats>,
     /// The control socket's accept failures (`listener.control.*`).
     pub control_accept: std::sync::Arc<crate::accept::AcceptStats>,
 }
 
 impl ServerStats {
     /// Every counter with its name under `server.`, as `/stats` lists them.
-    pub fn counters(&self) -> [(&'static str, &mesh_core::stats::Counter); 5] {
+    pub fn counters(&self) -> [(&'static str, &mesh_core::stats::Counter); 6] {
         [
             ("admin_rq_refused", &self.admin_rq_refused),
             ("config_dir_fault", &self.config_dir_fault),
             ("config_files_skipped", &self.config_files_skipped),
             ("config_reload_failure", &self.config_reload_failure),
             ("config_reload_success", &self.config_reload_success),
+            ("stats_rq_refused", &self.stats_rq_refused),
         ]
     }
 
@@ -197,6 +203,7 @@ pub fn collect(view: &View, server: &ServerStats, uptime: u64, node: Option<&str
     if node.is_none() {
         raw.push(overflow("admin", &server.admin_accept));
         raw.push(overflow("control", &server.control_accept));
+        raw.push(overflow("stats", &server.stats_accept));
     }
     let node_clusters: Option<Vec<String>> = node.map(|want| {
         view.config

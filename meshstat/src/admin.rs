@@ -36,6 +36,8 @@ pub struct Admin {
     pub label: String,
     base: String,
     agent: ureq::Agent,
+    /// What it is, for messages: `admin endpoint` or `stats endpoint`.
+    what: &'static str,
 }
 
 impl Admin {
@@ -52,6 +54,16 @@ impl Admin {
             label: addr.to_owned(),
             base,
             agent,
+            what: "admin endpoint",
+        }
+    }
+
+    /// A fleet member's read-only stats endpoint at `addr`, its lines labelled `label`.
+    pub fn stats_endpoint(label: String, addr: std::net::SocketAddr, timeout: Duration) -> Admin {
+        Admin {
+            label,
+            what: "stats endpoint",
+            ..Admin::new(&addr.to_string(), timeout)
         }
     }
 
@@ -79,7 +91,7 @@ impl Admin {
                     .map(ToString::to_string)
                     .or_else(|| t.message().map(str::to_owned))
                     .unwrap_or_else(|| t.kind().to_string());
-                Err(self.err(format!("cannot read meshd's admin endpoint: {why}")))
+                Err(self.err(format!("cannot read meshd's {}: {why}", self.what)))
             }
         }
     }

@@ -24,6 +24,8 @@ pub enum Format {
   meshstat cx_open                          stats whose name contains cx_open
   meshstat 'upstream_cx_active$' pending    any of several patterns (regular expressions)
   meshstat --admin 10.0.0.1:9901 --admin 10.0.0.2:9901 --sum rq_pending_refused
+  meshstat --fleet /etc/meshd why          which limit on which VM refused (stats port 9902)
+  meshstat --fleet /etc/meshd --targets > /etc/prometheus/meshd-targets.json
   meshstat -o json upstream_rq | jq 'select(.value > 0)'
   meshstat clusters pyserver | grep cx_active
   meshstat hosts                            each host: state, reason, ejection time left
@@ -37,6 +39,9 @@ pub enum Format {
 
 Stat types (-o json \"type\") come from meshd's /stats/prometheus # TYPE lines; a stat missing
 there is typed by name (gauges end in _active, _open, _peak, _buffered or start with remaining_).
+--fleet reads each meshd's read-only stats endpoint (meshd --stats-listen IP:9902) by IP address;
+each line starts with <node>@<ip>:<port>. A node that cannot be located or read is one line on
+stderr; the others are still shown; exit 1. --fleet replaces --admin.
 Exit codes: 0 ok, 1 a meshd could not be read (or no stat matched the patterns), 2 invalid input.
 A closed pipe (| head) ends quietly with 0."
 )]
@@ -50,6 +55,22 @@ pub struct Cli {
         default_value = "127.0.0.1:9901"
     )]
     pub admin: Vec<String>,
+
+    /// Read the whole fleet instead of --admin: every node's read-only stats endpoint (meshd
+    /// --stats-listen) found from a config directory (each node's serviceDiscovery DNS hostname,
+    /// every address it resolves to, at --stats-port), or from a list file of HOST:PORT or
+    /// NAME=HOST:PORT lines. Repeatable (a directory and a list file for its gateways).
+    #[arg(long, global = true, value_name = "CONFIG_DIR|FILE")]
+    pub fleet: Vec<PathBuf>,
+
+    /// The port of every node's stats endpoint, for --fleet CONFIG_DIR.
+    #[arg(long, global = true, default_value_t = crate::fleet::DEFAULT_STATS_PORT, value_name = "PORT")]
+    pub stats_port: u16,
+
+    /// With --fleet: print the stats endpoints as Prometheus file_sd JSON (one target group
+    /// per meshd, labelled with its nodes) and read nothing.
+    #[arg(long, requires = "fleet")]
+    pub targets: bool,
 
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Text)]

@@ -3,12 +3,13 @@
 //! The binary is a thin shell over [`run`]. Each subcommand lives in its own module:
 //! [`stats`] (`meshstat [PATTERN...]`), [`clusters`], [`hosts`], [`watch`], [`log`] (with
 //! [`logparse`]), [`why`] and the `flags` table from [`mesh_core::accesslog::ResponseFlag`].
-//! All HTTP goes through [`admin::Admin`].
+//! All HTTP goes through [`admin::Admin`]; `--fleet` finds the endpoints with [`fleet`].
 
 pub mod admin;
 pub mod cli;
 pub mod clusters;
 pub mod error;
+pub mod fleet;
 pub mod hosts;
 pub mod log;
 pub mod logparse;
@@ -32,15 +33,41 @@ use output::Out;
 /// Runs one meshstat command, writing to `out`. Returns the exit code for a run that completed
 /// (0, or 1 when no stat matched); errors carry their own ([`Error::exit_code`]).
 pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
-    let admins: Vec<Admin> = cli
-        .admin
-        .iter()
-        .filter(|a| !a.trim().is_empty())
-        .map(|a| Admin::new(a.trim(), cli.timeout))
-        .collect();
-    if admins.is_empty() && !matches!(cli.command, Some(Command::Flags | Command::Log { .. })) {
-        return Err(Error::usage("--admin", "no admin address given"));
+    let reads = !matches!(cli.command, Some(Command::Flags | Command::Log { .. }));
+    if cli.fleet.is_empty() || !reads {
+        let admins: Vec<Admin> = cli
+            .admin
+            .iter()
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| Admin::new(a.trim(), cli.timeout))
+            .collect();
+        if admins.is_empty() && reads {
+            return Err(Error::usage("--admin", "no admin address given"));
+        }
+        let named = admins.len() > 1;
+        return run_on(cli, &admins, named, out);
     }
+    // --fleet: every node's stats endpoint; those not located are reported and make it exit 1.
+    let located = fleet::locate(&cli.fleet, cli.stats_port)?;
+    if cli.targets {
+        out.line(fleet::file_sd(&located.endpoints).trim_end())?;
+        out.flush()?;
+        return finish(located.unlocated, false);
+    }
+    if located.endpoints.is_empty() {
+        return Err(Error::Partial(located.unlocated));
+    }
+    let admins: Vec<Admin> = located
+        .endpoints
+        .iter()
+        .map(|e| Admin::stats_endpoint(e.label(), e.addr, cli.timeout))
+        .collect();
+    let code = run_on(cli, &admins, true, out)?;
+    finish(located.unlocated, false).map(|c| c.max(code))
+}
+
+/// Runs the command against `admins`; `named`: every line names its source.
+fn run_on(cli: Cli, admins: &[Admin], named: bool, out: &mut Out) -> Result<i32> {
     let json = cli.output == Format::Json;
     match cli.command {
         None => {
@@ -48,12 +75,12 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
             pats.extend(cli.patterns.iter().cloned());
             let patterns = error::compile(&pats)?;
             let view = stats::View {
-                prefix: admins.len() > 1,
+                prefix: named,
                 sum: cli.sum,
                 nonzero: cli.nonzero,
                 json,
             };
-            let (sources, failed) = gather(&admins, Admin::stats)?;
+            let (sources, failed) = gather(admins, Admin::stats)?;
             let rows = stats::rows(&sources, &patterns, &view);
             stats::print(out, &rows, &view)?;
             out.flush()?;
@@ -61,8 +88,8 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
         }
         Some(Command::Clusters { pattern }) => {
             let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
-            let (sources, failed) = gather(&admins, Admin::clusters)?;
-            let prefix = sources.len() > 1;
+            let (sources, failed) = gather(admins, Admin::clusters)?;
+            let prefix = named || sources.len() > 1;
             for (src, list) in &sources {
                 for c in list
                     .iter()
@@ -85,7 +112,7 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
             out: only_out,
         }) => {
             let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
-            run_hosts(&admins, &patterns, only_out, json, out)
+            run_hosts(admins, &patterns, only_out, named, json, out)
         }
         Some(Command::Watch {
             patterns,
@@ -93,7 +120,7 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
             count,
         }) => {
             let patterns = error::compile(&patterns)?;
-            watch::run(&admins, &patterns, interval, count, out)?;
+            watch::run(admins, &patterns, interval, count, named, out)?;
             Ok(0)
         }
         Some(Command::Log {
@@ -115,7 +142,7 @@ pub fn run(cli: Cli, out: &mut Out) -> Result<i32> {
         }
         Some(Command::Why { pattern, logs }) => {
             let patterns = error::compile(&pattern.into_iter().collect::<Vec<_>>())?;
-            run_why(&admins, &patterns, &logs, json, out)
+            run_why(admins, &patterns, &logs, json, out)
         }
         Some(Command::Flags) => {
             for f in ResponseFlag::ALL {
@@ -244,12 +271,13 @@ fn run_hosts(
     admins: &[Admin],
     patterns: &[Regex],
     only_out: bool,
+    prefix: bool,
     json: bool,
     out: &mut Out,
 ) -> Result<i32> {
     let (sources, failed) = gather(admins, Admin::clusters)?;
-    // Several --admin: every line names its source, even when one could not be read.
-    let prefix = admins.len() > 1;
+    // Several --admin (or --fleet): every line names its source, even when one could not be
+    // read.
     for (src, list) in &sources {
         for c in list
             .iter()

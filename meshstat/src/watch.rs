@@ -67,9 +67,9 @@ pub fn run(
     patterns: &[Regex],
     interval: Duration,
     count: Option<u64>,
+    prefix: bool,
     out: &mut Out,
 ) -> Result<()> {
-    let prefix = admins.len() > 1;
     let mut prev = sample(admins, patterns)?;
     let mut at = Instant::now();
     let mut shown = 0u64;
