@@ -128,4 +128,28 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
         },
     );
     drop(green);
+
+    // Never more than 20 in flight against green's 10 connections + 10 pending: nothing is
+    // refused, also when each client's next request arrives over the network just as its
+    // response frees a connection for a queued request (it was: a queued request kept its
+    // pending slot until its own task ran).
+    let refused = format!("{green_cluster}.circuit_breakers.default.rq_pending_refused");
+    let before = w.stat(3, &refused);
+    let meshload = bin("meshload");
+    let r = w.run(
+        4,
+        meshload.to_str().expect("path"),
+        &[
+            "-c",
+            "20",
+            "-qps",
+            "0",
+            "-n",
+            "1000",
+            &format!("http://{}:8080/?sleep=20", w.addrs[2]),
+        ],
+    );
+    let report = format!("{}{}", r.stdout, r.stderr); // fortio's report goes to stderr
+    assert!(report.contains("Code 200 : 1000 (100.0 %)"), "{report}");
+    assert_eq!(w.stat(3, &refused), before);
 }

@@ -14,6 +14,12 @@
 //!
 //! Nothing that may free a connection slot is dropped while the lock is held (a slot's drop
 //! hands it on, which takes the lock): such values go to a `Trash` dropped after unlocking.
+//!
+//! A waiter holds its `max_pending_requests` slot in the queue, and whoever hands it something
+//! drops that slot then, before the waiter's task even runs: a request arriving at that moment
+//! (the client of the response that just freed the connection, say) finds the room the queue
+//! really has. Before, the slot was released only once the waiter's task ran, and such a request
+//! was refused with fewer requests in flight than the limits allow.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -33,8 +39,8 @@ enum Enqueued<T> {
     Now(Grant<T>),
     /// `max_pending_requests` is reached.
     Refused,
-    /// Queued, holding this pending slot.
-    Queued(Permit),
+    /// Queued (its waiter holds its pending slot until it is handed something).
+    Queued,
 }
 
 /// What a waiter is given.
@@ -50,6 +56,10 @@ struct Waiter<T> {
     avoid: Vec<SocketAddr>,
     fresh: bool,
     tx: oneshot::Sender<Grant<T>>,
+    /// Its `max_pending_requests` slot: released the moment it is handed a connection or a
+    /// slot (by whoever hands it, before its task runs), so that a request arriving just then
+    /// finds the queue's room as it really is. Dropping it is one atomic operation.
+    _pending: Permit,
 }
 
 /// Values to drop once the queue's lock is released.
@@ -89,7 +99,6 @@ struct WaitGuard<'a, C: Connector> {
     cluster: &'a Arc<Cluster<C>>,
     id: u64,
     rx: oneshot::Receiver<Grant<C::Conn>>,
-    pending: Option<Permit>,
     done: bool,
 }
 
@@ -143,24 +152,22 @@ impl<C: Connector> Cluster<C> {
     ) -> Result<Checkout<C>, CheckoutError> {
         let (tx, rx) = oneshot::channel();
         let id = self.queue.next_id.fetch_add(1, Ordering::Relaxed);
-        let pending = match self.enqueue(hosts, opts, id, tx) {
+        match self.enqueue(hosts, opts, id, tx) {
             Enqueued::Now(grant) => return self.serve(grant, opts).await,
             Enqueued::Refused => {
                 self.info.counters.upstream_rq_pending_overflow.inc();
                 return Err(CheckoutError::Overflow(Limit::PendingRequests));
             }
-            Enqueued::Queued(pending) => pending,
-        };
+            Enqueued::Queued => {}
+        }
         let mut wait = WaitGuard {
             cluster: self,
             id,
             rx,
-            pending: Some(pending),
             done: false,
         };
         let grant = (&mut wait.rx).await;
         wait.done = true;
-        drop(wait.pending.take());
         match grant {
             Ok(grant) => self.serve(grant, opts).await,
             // The sender is dropped only with the cluster, which this call holds.
@@ -197,6 +204,7 @@ impl<C: Connector> Cluster<C> {
             avoid: opts.avoid.to_vec(),
             fresh: opts.fresh,
             tx,
+            _pending: pending,
         });
         self.queue.len.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
@@ -208,7 +216,7 @@ impl<C: Connector> Cluster<C> {
             // Queued because no connection could be opened within `max_connections`.
             self.info.counters.upstream_cx_overflow.inc();
         }
-        Enqueued::Queued(pending)
+        Enqueued::Queued
     }
 
     /// Uses what a waiter was given.

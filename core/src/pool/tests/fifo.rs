@@ -247,3 +247,33 @@ async fn an_idle_connection_closed_by_its_peer_is_never_handed_out() {
     assert_eq!(c.info().counters.upstream_cx_total.get(), 2);
     assert_eq!(c.info().breakers.connections.current(), 1);
 }
+
+#[tokio::test]
+async fn a_waiter_handed_a_connection_frees_its_pending_slot_at_once() {
+    // 1 connection, 1 pending: the client whose response frees the connection sends its next
+    // request before the waiter handed that connection has run. That request must queue (the
+    // waiter no longer waits), not be refused for a full queue.
+    let (c, _) = cluster(1, limits(1, 1, 100), PoolSettings::default(), Mode::Instant);
+    let held = c.checkout().await.expect("the one connection");
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move { c.checkout().await.map(|co| co.release(true)) })
+    };
+    settle().await;
+    assert_eq!(c.info().breakers.pending.current(), 1);
+
+    held.release(true); // handed to the waiter, whose task has not run yet
+    assert_eq!(c.info().breakers.pending.current(), 0);
+    let next = c.checkout();
+    tokio::pin!(next);
+    assert!(
+        poll_once(next.as_mut()).await.is_pending(),
+        "the next request queues behind the waiter"
+    );
+    waiter.await.expect("task").expect("the waiter is served");
+    let next = next
+        .await
+        .expect("then the next request, on the same connection");
+    assert!(next.reused());
+    assert_eq!(c.info().counters.upstream_rq_pending_overflow.get(), 0);
+}
