@@ -196,6 +196,21 @@ pub fn meshctl(socket: &Path, args: &[&str]) -> Run {
     run_bounded(cmd, &format!("meshctl {args:?}"))
 }
 
+/// Runs `meshstat ARGS` (ignoring any `MESHD_ADMIN` of the environment), bounded by
+/// [`RUN_TIMEOUT`].
+pub fn meshstat(args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin("meshstat"));
+    cmd.args(args).env_remove("MESHD_ADMIN");
+    run_bounded(cmd, &format!("meshstat {args:?}"))
+}
+
+/// [`meshstat`] that must exit 0.
+pub fn meshstat_ok(args: &[&str]) -> Run {
+    let r = meshstat(args);
+    assert_eq!(r.code, 0, "meshstat {args:?} failed:\n{}", r.stderr);
+    r
+}
+
 /// The first line `stdout` prints (`None` at EOF); the rest is drained in the background.
 fn read_first_line(stdout: std::process::ChildStdout) -> Option<String> {
     let mut reader = BufReader::new(stdout);

@@ -149,6 +149,27 @@ impl Vms {
         c
     }
 
+    /// Runs `program args` in VM `i` to its end (bounded): as root, or with `as_app` as uid and
+    /// gid 65534 (an app, which `meshctl capture` redirects while root, meshd's uid here, is not).
+    pub fn run(&self, i: usize, as_app: bool, program: &str, args: &[&str]) -> crate::Run {
+        let mut cmd = if as_app {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                program,
+            ]);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.args(args);
+        crate::run_bounded(self.command(i, &cmd), program)
+    }
+
     /// Starts `cmd` in VM `i`: a [`Proc`] (killed by PID when dropped; its stderr in a log that
     /// a failing test prints) and its stdout.
     pub fn spawn(&self, i: usize, name: &str, cmd: Command) -> (Proc, ChildStdout) {

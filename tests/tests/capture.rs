@@ -11,29 +11,9 @@ use serde_json::json;
 
 const SVC: &str = "svc.cap.test";
 
-/// Runs `program args` in VM 1, as root or (with `as_nobody`) as uid/gid 65534.
-fn in_vm(vms: &Vms, as_nobody: bool, program: &str, args: &[&str]) -> Run {
-    let mut cmd = if as_nobody {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            program,
-        ]);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args);
-    run_bounded(vms.command(1, &cmd), program)
-}
-
 fn meshctl(vms: &Vms, as_nobody: bool, args: &[&str]) -> Run {
     let path = bin("meshctl");
-    in_vm(vms, as_nobody, path.to_str().expect("path"), args)
+    vms.run(1, as_nobody, path.to_str().expect("path"), args)
 }
 
 /// `curl` as the app (uid 65534) to `url`: "<body> <status>", or the failure.
@@ -53,7 +33,7 @@ fn app_get(vms: &Vms, url: &str, host: Option<&str>) -> Run {
         args.extend(["-H", &h]);
     }
     args.push(url);
-    in_vm(vms, true, "curl", &args)
+    vms.run(1, true, "curl", &args)
 }
 
 fn captured(m: &mesh_tests::vms::VmMeshd) -> u64 {
@@ -123,7 +103,7 @@ fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
         let r = meshctl(&vms, false, &["capture", "enable", "--ignore-uid", "0"]);
         assert_eq!(r.code, 0, "{r:?}");
     }
-    let tables = in_vm(&vms, false, "nft", &["list", "tables"]);
+    let tables = vms.run(1, false, "nft", &["list", "tables"]);
     assert_eq!(
         tables.stdout.matches("meshd_capture").count(),
         1,
@@ -159,7 +139,7 @@ fn captured_calls_reach_the_service_through_meshd_and_stop_when_disabled() {
         (0, "capture disabled\n"),
         "{r:?}"
     );
-    let tables = in_vm(&vms, false, "nft", &["list", "tables"]);
+    let tables = vms.run(1, false, "nft", &["list", "tables"]);
     assert!(!tables.stdout.contains("meshd_capture"), "{tables:?}");
     let r = app_get(&vms, &by_addr, None);
     assert_eq!(r.stdout, "green\n 200", "{r:?}");

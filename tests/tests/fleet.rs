@@ -20,7 +20,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mesh_tests::{
-    bin, eventually, http, http_get, run_bounded, Gate, Meshd, RawUpstream, Run, TempDir,
+    bin, eventually, http, http_get, meshstat, meshstat_ok, run_bounded, Gate, Meshd, RawUpstream,
+    TempDir,
 };
 use serde_json::Value;
 
@@ -201,19 +202,6 @@ impl Fleet {
     fn label(&self, vm: &Vm) -> String {
         format!("{}@{}", vm.name, vm.stats)
     }
-}
-
-/// Runs `meshstat ARGS` with `MESHD_ADMIN` unset.
-fn meshstat(args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("meshstat"));
-    cmd.args(args).env_remove("MESHD_ADMIN");
-    run_bounded(cmd, &format!("meshstat {args:?}"))
-}
-
-fn meshstat_ok(args: &[&str]) -> Run {
-    let r = meshstat(args);
-    assert_eq!(r.code, 0, "meshstat {args:?} failed:\n{}", r.stderr);
-    r
 }
 
 /// `meshstat -o json` output as source → (name → value), without the uptime.

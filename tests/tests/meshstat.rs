@@ -7,25 +7,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mesh_tests::{
-    bin, eventually, http_get, run_bounded, walkthrough_config, DemoApp, Meshd, Run, TempDir,
+    bin, eventually, http_get, meshstat, meshstat_ok, walkthrough_config, DemoApp, Meshd, TempDir,
 };
 use serde_json::Value;
 
 /// The gateway's self-redirect cluster in the walkthrough.
 const GW_CLUSTER: &str = "cds_ingress_color-mesh_ingress-gw_self_redirect_http_8088";
-
-/// Runs `meshstat ARGS` with `MESHD_ADMIN` unset, bounded by the harness's run timeout.
-fn meshstat(args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("meshstat"));
-    cmd.args(args).env_remove("MESHD_ADMIN");
-    run_bounded(cmd, &format!("meshstat {args:?}"))
-}
-
-fn meshstat_ok(args: &[&str]) -> Run {
-    let r = meshstat(args);
-    assert_eq!(r.code, 0, "meshstat {args:?} failed:\n{}", r.stderr);
-    r
-}
 
 /// The walkthrough with only the gateway logging to `<dir>/access.log` (the nodes log to
 /// `<dir>/nodes.log`), so the access log holds exactly one line per request to the gateway.

@@ -50,26 +50,6 @@ fn write_config(dir: &Path) -> PathBuf {
     config
 }
 
-/// `program args` in VM `i` (as uid 65534 with `as_app`: the app, which capture redirects).
-fn run_in(vms: &Vms, i: usize, as_app: bool, program: &str, args: &[&str]) -> Run {
-    let mut cmd = if as_app {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            program,
-        ]);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args);
-    run_bounded(vms.command(i, &cmd), program)
-}
-
 fn meshctl_in(vms: &Vms, i: usize, m: &VmMeshd, args: &[&str]) -> Run {
     let mut full = vec![
         "--socket".to_owned(),
@@ -83,7 +63,7 @@ fn meshctl_in(vms: &Vms, i: usize, m: &VmMeshd, args: &[&str]) -> Run {
     ];
     full.extend(args.iter().map(|a| (*a).to_owned()));
     let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    run_in(vms, i, false, bin("meshctl").to_str().expect("path"), &refs)
+    vms.run(i, false, bin("meshctl").to_str().expect("path"), &refs)
 }
 
 #[test]
@@ -149,16 +129,14 @@ fn two_vms_share_one_config_and_each_serves_its_own_node() {
     let r = run_bounded(vms.command(1, &curl), "curl");
     assert_eq!(r.stdout, "ok\n 200", "{r:?}");
     // Captured: the app calls green.vm.test:8080 directly.
-    let r = run_in(
-        &vms,
+    let r = vms.run(
         1,
         false,
         bin("meshctl").to_str().expect("path"),
         &["capture", "enable", "--ignore-uid", "0"],
     );
     assert_eq!(r.code, 0, "{r:?}");
-    let r = run_in(
-        &vms,
+    let r = vms.run(
         1,
         true,
         "curl",
@@ -253,8 +231,7 @@ fn two_vms_share_one_config_and_each_serves_its_own_node() {
                 .then_some(())
         },
     );
-    let _ = run_in(
-        &vms,
+    let _ = vms.run(
         1,
         false,
         bin("meshctl").to_str().expect("path"),

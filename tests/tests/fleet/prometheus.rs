@@ -10,7 +10,8 @@ use std::time::Duration;
 use mesh_tests::{eventually, http_get, Proc};
 use serde_json::Value;
 
-use super::{cluster, meshstat_ok, Fleet};
+use super::{cluster, Fleet};
+use mesh_tests::meshstat_ok;
 
 /// How many ports a Prometheus start may try (a port picked free may be taken before it binds).
 const PORT_TRIES: usize = 5;
