@@ -67,13 +67,13 @@ impl Walkthrough {
             .unwrap_or(0)
     }
 
-    /// meshload in VM 4 for 20 s (stopped when the returned process drops).
+    /// meshload in VM 4 for up to 60 s (stopped when the returned process drops).
     fn load(&self, c: &str, qps: &str, url: &str) -> Proc {
         let mut cmd =
             Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/vms/vms.sh"));
         cmd.args(["run", "--id", &self.id, "4"])
             .arg(bin("meshload"))
-            .args(["-c", c, "-qps", qps, "-t", "20s", url]);
+            .args(["-c", c, "-qps", qps, "-t", "60s", url]);
         Proc::spawn("meshload", cmd, self.dir.path()).0
     }
 }
@@ -100,7 +100,7 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
     );
     eventually(
         "the gateway's pool to fill",
-        Duration::from_secs(15),
+        Duration::from_secs(40),
         || {
             (w.stat(1, &format!("{gw_cluster}.upstream_cx_active")) == 5
                 && w.stat(1, &format!("{gw_cluster}.circuit_breakers.default.cx_open")) == 1)
@@ -116,7 +116,7 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
     );
     eventually(
         "green's listener and pool to fill",
-        Duration::from_secs(15),
+        Duration::from_secs(40),
         || {
             (w.stat(3, "http.ingress.downstream_cx_active") == 20
                 && w.stat(3, &format!("{green_cluster}.upstream_cx_active")) == 10
@@ -132,9 +132,9 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
     // Never more than 20 in flight against green's 10 connections + 10 pending: nothing is
     // refused, also when each client's next request arrives over the network just as its
     // response frees a connection for a queued request (it was: a queued request kept its
-    // pending slot until its own task ran).
-    let refused = format!("{green_cluster}.circuit_breakers.default.rq_pending_refused");
-    let before = w.stat(3, &refused);
+    // pending slot until its own task ran). (The gateway's health checks of green, every 5 s,
+    // come on top of the 20 and may be refused: green's refusal counter is not the measure,
+    // meshload's answers are.)
     let meshload = bin("meshload");
     let r = w.run(
         4,
@@ -151,5 +151,4 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
     );
     let report = format!("{}{}", r.stdout, r.stderr); // fortio's report goes to stderr
     assert!(report.contains("Code 200 : 1000 (100.0 %)"), "{report}");
-    assert_eq!(w.stat(3, &refused), before);
 }
