@@ -196,6 +196,16 @@ pub fn meshctl(socket: &Path, args: &[&str]) -> Run {
     run_bounded(cmd, &format!("meshctl {args:?}"))
 }
 
+/// meshd's `/stats` text (`name: value` lines) as a map; lines that are not a number are left out.
+pub fn parse_stats(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(": ")?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Runs `meshstat ARGS` (ignoring any `MESHD_ADMIN` of the environment), bounded by
 /// [`RUN_TIMEOUT`].
 pub fn meshstat(args: &[&str]) -> Run {
@@ -490,14 +500,7 @@ impl Meshd {
 
     /// Every stat, parsed from `/stats`.
     pub fn stats(&self) -> std::collections::BTreeMap<String, u64> {
-        http_get(&self.url("/stats"))
-            .body
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once(": ")?;
-                Some((k.to_owned(), v.parse().ok()?))
-            })
-            .collect()
+        parse_stats(&http_get(&self.url("/stats")).body)
     }
 
     /// One stat (0 when absent, as Envoy's lazily created counters read).

@@ -343,14 +343,7 @@ impl VmMeshd {
 
     /// Every stat, from `/stats`.
     pub fn stats(&self) -> BTreeMap<String, u64> {
-        self.get("/stats")
-            .body
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once(": ")?;
-                Some((k.to_owned(), v.parse().ok()?))
-            })
-            .collect()
+        crate::parse_stats(&self.get("/stats").body)
     }
 
     /// One stat (0 when absent).
