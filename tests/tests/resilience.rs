@@ -163,6 +163,14 @@ fn a_killed_replica_gives_uf_is_ejected_and_returns_through_the_health_check() {
     for i in 0..4 {
         assert_eq!(c.get(&format!("/ok{i}")).status, 200);
     }
+    // Both hosts pass their first health check before b dies: a first check that finds b dead
+    // already takes it out of rotation (the first result decides), and then no request ever
+    // reaches b to count against it. Once healthy, b needs two failed checks (≥ 5 s) to leave.
+    for addr in [a.addr, b_addr] {
+        eventually("first health check passed", Duration::from_secs(10), || {
+            (c.host(port, addr)["active_hc"] == "healthy").then_some(())
+        });
+    }
     b.proc.kill();
     // Connect failures to b: retried on a (App Mesh's default retries connection errors), and
     // counted against b until it is ejected.
