@@ -7,6 +7,7 @@ pub mod accesslog;
 pub mod balance;
 pub mod breaker;
 pub mod health;
+pub mod istio;
 pub mod model;
 pub mod outlier;
 pub mod pool;

@@ -36,7 +36,27 @@ const DETECTION_ORDER: [Kind; 7] = [
 ///
 /// An array is parsed one element at a time, so a large file never exists in memory as one JSON
 /// tree (a tree takes about ten times the text's size).
+///
+/// A file named `*.yaml` or `*.yml` is YAML: every document (`---` separated) is a resource or
+/// an array of them, read as its JSON equivalent.
 pub fn parse_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<ConfigError>> {
+    if is_yaml(file) {
+        let docs = crate::istio::yaml_documents(text)
+            .map_err(|e| vec![ConfigError::new(file, None, "", e)])?;
+        let mut resources = Vec::new();
+        let mut errors = Vec::new();
+        for doc in &docs {
+            match parse_value(file, doc) {
+                Ok(r) => resources.extend(r),
+                Err(e) => errors.extend(e),
+            }
+        }
+        return if errors.is_empty() {
+            Ok(resources)
+        } else {
+            Err(errors)
+        };
+    }
     let invalid = |e: serde_json::Error| {
         vec![ConfigError::new(
             file,
@@ -65,6 +85,12 @@ pub fn parse_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<Conf
     }
     let value: Value = serde_json::from_str(text).map_err(invalid)?;
     parse_value(file, &value)
+}
+
+/// Whether `file` is named as YAML (`*.yaml`, `*.yml`).
+pub fn is_yaml(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 /// Like [`parse_document`] for an already parsed JSON value (e.g. a control-API request body).
@@ -117,6 +143,20 @@ fn parse_one(file: &Path, value: &Value, index: Option<usize>) -> Result<Resourc
         ));
     };
 
+    // Istio objects carry `apiVersion` and `kind`; App Mesh documents never do.
+    if map.contains_key("apiVersion") || map.contains_key("kind") {
+        return crate::istio::parse_object(value)
+            .map(Resource::from)
+            .map_err(|(label, path, message)| {
+                let path = if label.is_some() {
+                    path
+                } else {
+                    join(&root, &path)
+                };
+                ConfigError::new(file, label, path, message)
+            });
+    }
+
     // meshctl's read-only annotations beside a describe wrapper (`get -o json`, `describe -o
     // json`) are ignored, so that its output applies back as it is.
     let mut keys = map
@@ -167,6 +207,8 @@ fn parse_kind(file: &Path, kind: Kind, value: &Value, root: &str) -> Result<Reso
         Kind::VirtualRouter => de(value).map(Resource::VirtualRouter),
         Kind::Route => de(value).map(Resource::Route),
         Kind::VirtualService => de(value).map(Resource::VirtualService),
+        // Istio objects are recognised by `apiVersion`/`kind` before kind detection.
+        _ => Err((String::new(), format!("{kind} is not an App Mesh kind"))),
     };
     result.map_err(|(path, message)| {
         let label = label_of(kind, value);

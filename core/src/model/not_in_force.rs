@@ -73,6 +73,7 @@ pub fn not_in_force(set: &MeshSet) -> Vec<NotInForce> {
 pub fn resource_not_in_force(file: &Path, resource: &Resource) -> Vec<NotInForce> {
     let mut out = Vec::new();
     match resource {
+        Resource::Istio(r) => crate::istio::not_in_force(&mut out, r),
         Resource::Mesh(m) => mesh(&mut out, m),
         Resource::VirtualNode(vn) => virtual_node(&mut out, vn),
         Resource::VirtualGateway(vg) => virtual_gateway(&mut out, vg),

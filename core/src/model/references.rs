@@ -37,6 +37,9 @@ pub(crate) fn refers_to(r: &Resource, kind: Kind, name: &str) -> bool {
 
 /// Every reference of `r` that does not resolve in `set`, as `(path, message)`.
 pub(crate) fn check(set: &MeshSet, r: &Resource, found: &mut Found) {
+    if let Resource::Istio(i) = r {
+        return crate::istio::check_references(set, i, found);
+    }
     let mesh = r.mesh();
     if r.kind() != Kind::Mesh && set.mesh(mesh).is_none() {
         found.push((
@@ -48,6 +51,7 @@ pub(crate) fn check(set: &MeshSet, r: &Resource, found: &mut Found) {
         ));
     }
     match r {
+        Resource::Istio(_) => {}
         Resource::Route(route) => check_route(set, route, found),
         Resource::GatewayRoute(gr) => check_gateway_route(set, gr, found),
         Resource::VirtualService(vs) => match &vs.spec.provider {

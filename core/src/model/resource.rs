@@ -11,6 +11,7 @@ use super::gateway::{GatewayRoute, VirtualGateway};
 use super::node::VirtualNode;
 use super::router::{Route, VirtualRouter};
 use super::service::{Mesh, VirtualService};
+use crate::istio::IstioResource;
 
 /// The kind of an App Mesh resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,6 +30,14 @@ pub enum Kind {
     Route,
     /// A virtual service.
     VirtualService,
+    /// An Istio DestinationRule.
+    DestinationRule,
+    /// An Istio VirtualService.
+    IstioVirtualService,
+    /// An Istio ServiceEntry.
+    ServiceEntry,
+    /// An Istio WorkloadEntry.
+    WorkloadEntry,
 }
 
 /// Any App Mesh resource.
@@ -48,6 +57,8 @@ pub enum Resource {
     Route(Route),
     /// A virtual service.
     VirtualService(VirtualService),
+    /// An Istio object (DestinationRule, VirtualService, ServiceEntry, WorkloadEntry).
+    Istio(Box<IstioResource>),
 }
 
 /// What identifies a resource: kind, mesh, parent (router of a route, gateway of a gateway
@@ -64,9 +75,11 @@ pub struct ResourceKey {
     pub name: String,
 }
 
+/// Runs `$body` on an App Mesh resource; `$istio` for an Istio object.
 macro_rules! each {
-    ($value:expr, $r:ident => $body:expr) => {
+    ($value:expr, $r:ident => $body:expr, istio $i:ident => $istio:expr) => {
         match $value {
+            Resource::Istio($i) => $istio,
             Resource::Mesh($r) => $body,
             Resource::VirtualNode($r) => $body,
             Resource::VirtualGateway($r) => $body,
@@ -81,8 +94,23 @@ macro_rules! each {
 // === impl Kind ===
 
 impl Kind {
-    /// All kinds, parents before children where it matters for display.
-    pub const ALL: [Kind; 7] = [
+    /// All kinds, parents before children where it matters for display; App Mesh's first.
+    pub const ALL: [Kind; 11] = [
+        Kind::Mesh,
+        Kind::VirtualNode,
+        Kind::VirtualGateway,
+        Kind::GatewayRoute,
+        Kind::VirtualRouter,
+        Kind::Route,
+        Kind::VirtualService,
+        Kind::DestinationRule,
+        Kind::IstioVirtualService,
+        Kind::ServiceEntry,
+        Kind::WorkloadEntry,
+    ];
+
+    /// The App Mesh kinds.
+    pub const APP_MESH: [Kind; 7] = [
         Kind::Mesh,
         Kind::VirtualNode,
         Kind::VirtualGateway,
@@ -92,10 +120,21 @@ impl Kind {
         Kind::VirtualService,
     ];
 
+    /// Whether this is one of Istio's kinds.
+    pub fn is_istio(self) -> bool {
+        !Kind::APP_MESH.contains(&self)
+    }
+
     /// Lower-case name: `mesh`, `virtualnode`, `virtualgateway`, `gatewayroute`,
-    /// `virtualrouter`, `route`, `virtualservice`.
+    /// `virtualrouter`, `route`, `virtualservice`; Istio's `destinationrule`,
+    /// `virtualservice.networking.istio.io` (kubectl's name, apart from App Mesh's),
+    /// `serviceentry`, `workloadentry`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::DestinationRule => "destinationrule",
+            Kind::IstioVirtualService => "virtualservice.networking.istio.io",
+            Kind::ServiceEntry => "serviceentry",
+            Kind::WorkloadEntry => "workloadentry",
             Kind::Mesh => "mesh",
             Kind::VirtualNode => "virtualnode",
             Kind::VirtualGateway => "virtualgateway",
@@ -106,9 +145,14 @@ impl Kind {
         }
     }
 
-    /// Short form users may type: `mesh`, `vn`, `vg`, `gr`, `vr`, `rt`, `vs`.
+    /// Short form users may type: `mesh`, `vn`, `vg`, `gr`, `vr`, `rt`, `vs`; Istio's `dr`,
+    /// `vs`, `se`, `we` (`vs` names both virtual service kinds).
     pub fn short(self) -> &'static str {
         match self {
+            Kind::DestinationRule => "dr",
+            Kind::IstioVirtualService => "vs",
+            Kind::ServiceEntry => "se",
+            Kind::WorkloadEntry => "we",
             Kind::Mesh => "mesh",
             Kind::VirtualNode => "vn",
             Kind::VirtualGateway => "vg",
@@ -119,9 +163,14 @@ impl Kind {
         }
     }
 
-    /// Key of the describe-output wrapper: `mesh`, `virtualNode`, … .
+    /// Key of the describe-output wrapper: `mesh`, `virtualNode`, … ; Istio's kind name
+    /// (`DestinationRule`, …) for Istio kinds, which have no wrapper.
     pub fn wrapper_key(self) -> &'static str {
         match self {
+            Kind::DestinationRule => "DestinationRule",
+            Kind::IstioVirtualService => "VirtualService",
+            Kind::ServiceEntry => "ServiceEntry",
+            Kind::WorkloadEntry => "WorkloadEntry",
             Kind::Mesh => "mesh",
             Kind::VirtualNode => "virtualNode",
             Kind::VirtualGateway => "virtualGateway",
@@ -132,9 +181,14 @@ impl Kind {
         }
     }
 
-    /// JSON key holding the resource's own name: `meshName`, `virtualNodeName`, … .
+    /// JSON key holding the resource's own name: `meshName`, `virtualNodeName`, … ;
+    /// `metadata.name` for Istio kinds.
     pub fn name_key(self) -> &'static str {
         match self {
+            Kind::DestinationRule
+            | Kind::IstioVirtualService
+            | Kind::ServiceEntry
+            | Kind::WorkloadEntry => "metadata.name",
             Kind::Mesh => "meshName",
             Kind::VirtualNode => "virtualNodeName",
             Kind::VirtualGateway => "virtualGatewayName",
@@ -156,7 +210,7 @@ impl Kind {
 
     /// The kind whose describe wrapper key is `key` (exact spelling).
     pub fn from_wrapper_key(key: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.wrapper_key() == key)
+        Kind::APP_MESH.into_iter().find(|k| k.wrapper_key() == key)
     }
 }
 
@@ -185,11 +239,18 @@ impl FromStr for Kind {
             "virtualrouter" | "virtualrouters" | "vr" | "vrs" => Kind::VirtualRouter,
             "route" | "routes" | "rt" | "rts" => Kind::Route,
             "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
+            "destinationrule" | "destinationrules" | "dr" | "drs" => Kind::DestinationRule,
+            "virtualservice.networking.istio.io"
+            | "virtualservices.networking.istio.io"
+            | "istiovirtualservice"
+            | "istiovirtualservices" => Kind::IstioVirtualService,
+            "serviceentry" | "serviceentries" | "se" => Kind::ServiceEntry,
+            "workloadentry" | "workloadentries" | "we" => Kind::WorkloadEntry,
             _ => {
                 let allowed: Vec<String> = Kind::ALL
                     .iter()
                     .map(|k| match k {
-                        Kind::Mesh => k.as_str().to_string(),
+                        Kind::Mesh | Kind::IstioVirtualService => k.as_str().to_string(),
                         _ => format!("{} ({})", k.as_str(), k.short()),
                     })
                     .collect();
@@ -245,12 +306,14 @@ impl Resource {
             Resource::VirtualRouter(_) => Kind::VirtualRouter,
             Resource::Route(_) => Kind::Route,
             Resource::VirtualService(_) => Kind::VirtualService,
+            Resource::Istio(r) => r.kind(),
         }
     }
 
     /// The mesh the resource belongs to (its own name for a mesh).
+    /// For an Istio object: its namespace (`default` when unset).
     pub fn mesh(&self) -> &str {
-        each!(self, r => &r.mesh_name)
+        each!(self, r => &r.mesh_name, istio i => i.namespace())
     }
 
     /// The resource's own name.
@@ -263,6 +326,7 @@ impl Resource {
             Resource::VirtualRouter(r) => &r.virtual_router_name,
             Resource::Route(r) => &r.route_name,
             Resource::VirtualService(r) => &r.virtual_service_name,
+            Resource::Istio(r) => &r.metadata.name,
         }
     }
 
@@ -287,30 +351,32 @@ impl Resource {
 
     /// Describe-output metadata, when present.
     pub fn metadata(&self) -> Option<&ResourceMetadata> {
-        each!(self, r => r.metadata.as_ref())
+        each!(self, r => r.metadata.as_ref(), istio _i => None)
     }
 
     /// Replaces the describe-output metadata (the daemon fills it in).
     pub fn set_metadata(&mut self, metadata: Option<ResourceMetadata>) {
-        each!(self, r => r.metadata = metadata)
+        each!(self, r => r.metadata = metadata, istio _i => drop(metadata))
     }
 
     /// Describe-output status, when present.
     pub fn status(&self) -> Option<&ResourceStatus> {
-        each!(self, r => r.status.as_ref())
+        each!(self, r => r.status.as_ref(), istio _i => None)
     }
 
     /// Replaces the describe-output status.
     pub fn set_status(&mut self, status: Option<ResourceStatus>) {
-        each!(self, r => r.status = status)
+        each!(self, r => r.status = status, istio _i => drop(status))
     }
 
     /// Describe-output form, `{"virtualNode": {"meshName", "metadata"?, "spec", "status"?,
     /// "virtualNodeName"}}`, keys in App Mesh's (alphabetical) order. `clientToken`, `tags` and
     /// the top-level `meshOwner` are input-only and left out, as App Mesh does.
+    /// An Istio object is its `{apiVersion, kind, metadata, spec}` form.
     pub fn to_describe_json(&self) -> Value {
         let mut copy = self.clone();
         match &mut copy {
+            Resource::Istio(r) => return r.to_json(),
             Resource::Mesh(r) => {
                 r.client_token = None;
                 r.tags = None;
@@ -350,7 +416,7 @@ impl Resource {
     /// Every field that is set, unwrapped, keys in alphabetical order.
     pub fn to_json(&self) -> Value {
         // Serializing these plain structs cannot fail (string keys only).
-        each!(self, r => serde_json::to_value(r).unwrap_or(Value::Null))
+        each!(self, r => serde_json::to_value(r).unwrap_or(Value::Null), istio i => i.to_json())
     }
 }
 
@@ -362,6 +428,12 @@ fn strip_input<T>(
     *client_token = None;
     *tags = None;
     *mesh_owner = None;
+}
+
+impl From<IstioResource> for Resource {
+    fn from(r: IstioResource) -> Self {
+        Resource::Istio(Box::new(r))
+    }
 }
 
 impl From<Mesh> for Resource {

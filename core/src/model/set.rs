@@ -27,10 +27,10 @@ pub struct MeshSet {
     index: BTreeMap<ResourceKey, usize>,
 }
 
-/// Whether a directory entry name is a resource file: `*.json`, not hidden, not an editor
-/// temp/backup file.
+/// Whether a directory entry name is a resource file: `*.json`, `*.yaml` or `*.yml`, not
+/// hidden, not an editor temp/backup file.
 pub fn is_resource_file_name(name: &str) -> bool {
-    name.ends_with(".json")
+    (name.ends_with(".json") || name.ends_with(".yaml") || name.ends_with(".yml"))
         && !name.starts_with('.')
         && !name.starts_with('#')
         && !name.ends_with('~')
@@ -364,6 +364,10 @@ pub(crate) fn kind_words(kind: Kind) -> &'static str {
         Kind::VirtualRouter => "virtual router",
         Kind::Route => "route",
         Kind::VirtualService => "virtual service",
+        Kind::DestinationRule => "DestinationRule",
+        Kind::IstioVirtualService => "Istio VirtualService",
+        Kind::ServiceEntry => "ServiceEntry",
+        Kind::WorkloadEntry => "WorkloadEntry",
     }
 }
 

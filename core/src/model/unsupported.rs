@@ -23,6 +23,7 @@ const CLIENT_TLS_ALLOWED: &str =
 /// Pushes an error for every security setting meshd does not implement yet.
 pub(crate) fn check(c: &mut Checker, resource: &Resource) {
     match resource {
+        Resource::Istio(_) => {} // Istio's TLS settings: `istio::check_resource`.
         Resource::VirtualNode(vn) => {
             for (i, l) in vn.listeners().iter().enumerate() {
                 if let Some(tls) = &l.tls {

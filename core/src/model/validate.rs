@@ -184,6 +184,9 @@ impl Checker {
 // --- resources ---------------------------------------------------------------------------------
 
 pub(crate) fn check_resource(resource: &Resource) -> Vec<(String, String)> {
+    if let Resource::Istio(r) = resource {
+        return crate::istio::check_resource(r);
+    }
     let mut c = Checker::default();
     c.name("meshName", resource.mesh());
     if resource.kind() != Kind::Mesh {
@@ -193,6 +196,7 @@ pub(crate) fn check_resource(resource: &Resource) -> Vec<(String, String)> {
         c.name(kind.name_key(), parent);
     }
     match resource {
+        Resource::Istio(_) => {}
         Resource::Mesh(r) => input_fields(&mut c, &r.client_token, &None, &r.tags),
         Resource::VirtualNode(r) => {
             input_fields(&mut c, &r.client_token, &r.mesh_owner, &r.tags);

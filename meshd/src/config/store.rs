@@ -101,6 +101,16 @@ pub fn arn(key: &ResourceKey) -> String {
         Kind::VirtualRouter => format!("{base}/virtualRouter/{}", key.name),
         Kind::Route => format!("{base}/virtualRouter/{parent}/route/{}", key.name),
         Kind::VirtualService => format!("{base}/virtualService/{}", key.name),
+        // Istio objects have no ARN: their API path stands in.
+        k @ (Kind::DestinationRule
+        | Kind::IstioVirtualService
+        | Kind::ServiceEntry
+        | Kind::WorkloadEntry) => format!(
+            "networking.istio.io/namespaces/{}/{}/{}",
+            key.mesh,
+            k.wrapper_key().to_ascii_lowercase(),
+            key.name
+        ),
     }
 }
 

@@ -261,13 +261,18 @@ fn kind_parses_what_users_type() {
     }
     for kind in Kind::ALL {
         assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
-        assert_eq!(kind.short().parse::<Kind>(), Ok(kind));
+        if kind != Kind::IstioVirtualService {
+            // `vs` is App Mesh's; meshctl lists both kinds for it.
+            assert_eq!(kind.short().parse::<Kind>(), Ok(kind));
+        }
     }
     let err = "node".parse::<Kind>().unwrap_err().to_string();
     assert_eq!(
         err,
         "unknown kind \"node\", expected one of mesh, virtualnode (vn), virtualgateway (vg), \
-         gatewayroute (gr), virtualrouter (vr), route (rt), virtualservice (vs)"
+         gatewayroute (gr), virtualrouter (vr), route (rt), virtualservice (vs), \
+         destinationrule (dr), virtualservice.networking.istio.io, serviceentry (se), \
+         workloadentry (we)"
     );
 }
 

@@ -220,7 +220,7 @@ fn hidden_and_temp_files_are_ignored() {
     let set = MeshSet::load_dir(dir.path()).unwrap_or_else(|e| panic!("{}", lines(&e)));
     assert_eq!(set.len(), 10);
     assert!(set.validate().is_empty());
-    for name in ["vn-red.json", "mesh.json", "a.b.json"] {
+    for name in ["vn-red.json", "mesh.json", "a.b.json", "dr.yaml", "se.yml"] {
         assert!(is_resource_file_name(name), "{name}");
     }
     for name in [
@@ -229,7 +229,8 @@ fn hidden_and_temp_files_are_ignored() {
         ".#x.json",
         "x.swp",
         "x.json.tmp",
-        "x.yaml",
+        "x.yaml~",
+        ".x.yaml",
         "#x.json#",
     ] {
         assert!(!is_resource_file_name(name), "{name}");
