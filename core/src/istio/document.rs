@@ -35,7 +35,9 @@ pub struct ObjectMeta {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// The spec of an Istio object, by kind.
+/// The spec of an Istio object, by kind. (The variants differ in size; the whole object is
+/// boxed in `Resource::Istio`, so this enum is never moved around by value in bulk.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum IstioSpec {
     /// `DestinationRule`.

@@ -356,7 +356,7 @@ impl Resource {
 
     /// Replaces the describe-output metadata (the daemon fills it in).
     pub fn set_metadata(&mut self, metadata: Option<ResourceMetadata>) {
-        each!(self, r => r.metadata = metadata, istio _i => drop(metadata))
+        each!(self, r => r.metadata = metadata, istio _i => { let _ = metadata; })
     }
 
     /// Describe-output status, when present.
@@ -366,7 +366,7 @@ impl Resource {
 
     /// Replaces the describe-output status.
     pub fn set_status(&mut self, status: Option<ResourceStatus>) {
-        each!(self, r => r.status = status, istio _i => drop(status))
+        each!(self, r => r.status = status, istio _i => { let _ = status; })
     }
 
     /// Describe-output form, `{"virtualNode": {"meshName", "metadata"?, "spec", "status"?,
