@@ -157,6 +157,17 @@ pub struct Args {
     #[arg(long = "egress", value_name = "NAME=IP:PORT")]
     pub egress: Vec<NodeAddr>,
 
+    /// The access log of Istio workloads (WorkloadEntries), as Istio's
+    /// meshConfig.accessLogFile: a file, or /dev/stdout. App Mesh nodes set theirs in
+    /// `spec.logging`.
+    #[arg(long, env = "MESHD_ACCESS_LOG", value_name = "FILE")]
+    pub access_log: Option<std::path::PathBuf>,
+
+    /// Its encoding, as Istio's meshConfig.accessLogEncoding: TEXT (Envoy's default format)
+    /// or JSON (Istio's keys, plus upstream_request_attempt_count).
+    #[arg(long, env = "MESHD_ACCESS_LOG_ENCODING", default_value = "TEXT", value_parser = ["TEXT", "JSON"], ignore_case = true)]
+    pub access_log_encoding: String,
+
     /// How long a client may take to send a complete request head: slower clients are
     /// disconnected and counted in `http.<prefix>.downstream_rq_header_timeout` (slowloris).
     /// The same timer closes a kept-alive connection that waits this long for its next request

@@ -23,7 +23,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mesh_core::runtime::Overrides;
+use mesh_core::accesslog::Format;
+use mesh_core::runtime::{AccessLog, Overrides};
 
 use crate::admin::Admin;
 use crate::cli::Args;
@@ -77,6 +78,14 @@ pub fn overrides(args: &Args) -> Overrides {
             .iter()
             .map(|n| (n.node.clone(), n.addr))
             .collect(),
+        istio_access_log: args.access_log.as_ref().map(|path| AccessLog {
+            path: path.clone(),
+            format: if args.access_log_encoding.eq_ignore_ascii_case("json") {
+                Format::istio_json()
+            } else {
+                Format::Default
+            },
+        }),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Overrides {
     pub app: HashMap<String, SocketAddr>,
     /// A node's egress listener instead of `127.0.0.1:15001`.
     pub egress: HashMap<String, SocketAddr>,
+    /// The access log of Istio workloads (Istio's `meshConfig.accessLogFile` and
+    /// `accessLogEncoding`; App Mesh nodes set theirs in `logging`); `None` = no log.
+    pub istio_access_log: Option<AccessLog>,
 }
 
 impl Overrides {
@@ -566,6 +569,7 @@ pub fn compile(set: &MeshSet, o: &Overrides) -> RuntimeConfig {
             c.gateway(vg, &mut listeners);
         }
     }
+    super::istio::compile(set, o, &mut c.clusters, &mut listeners);
     RuntimeConfig {
         listeners,
         clusters: c.clusters.into_values().collect(),

@@ -5,12 +5,14 @@
 //! Matching a request against a routing table ([`Routing::route`]) is pure and allocation-free.
 
 mod compile;
+mod istio;
 mod resilience;
 mod routing;
 
 use std::net::SocketAddr;
 
 pub use compile::{compile, Overrides};
+pub use istio::{default_retry_policy as istio_default_retry_policy, inbound_name, outbound_name};
 pub use routing::{
     GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch, PathRewrite,
     Route, RouteAction, Routing, VirtualHost, WeightedCluster,
@@ -124,6 +126,9 @@ pub enum Endpoints {
     },
     /// No hosts: the cluster only counts slots (a gateway's self-redirect cluster).
     Slots,
+    /// Several entries (host = IP literal or DNS name, and port): every address of every
+    /// entry is a host. An empty list is a cluster without hosts.
+    List(Vec<(String, u16)>),
 }
 
 /// One upstream cluster.

@@ -4,7 +4,8 @@
 //! * **Named** (`--node NAME`, repeatable, or `MESHD_NODE=a,b`): exactly those. A named virtual
 //!   node binds its DNS hostname's local address when it has one, else `0.0.0.0:<port>` (as
 //!   Envoy on EC2 binds its listeners); `--listen` wins over both.
-//! * **Not named**: the virtual nodes whose `serviceDiscovery.dns.hostname` resolves to an
+//! * **Not named**: the virtual nodes whose `serviceDiscovery.dns.hostname` (Istio
+//!   WorkloadEntries whose `address`) resolves to an
 //!   address of this machine (its interfaces' addresses, loopback and the unspecified address),
 //!   and the nodes and gateways whose `--listen` address is local. A gateway has no hostname:
 //!   it is served only when named or given a `--listen`.
@@ -16,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use mesh_core::model::MeshSet;
+use mesh_core::istio::IstioSpec;
+use mesh_core::model::{MeshSet, Resource};
 use mesh_core::runtime::Overrides;
 
 /// Why a node is served here or not.
@@ -147,9 +149,17 @@ fn choose(set: &MeshSet, flags: &Overrides) -> Selection {
             }
         })
     };
-    for vn in set.virtual_nodes() {
-        let name = vn.virtual_node_name.as_str();
-        let hostname = vn.dns().map(|d| d.hostname.clone());
+    // Virtual nodes by their DNS hostname, Istio WorkloadEntries by their address.
+    let workloads: Vec<(String, Option<String>)> = set
+        .virtual_nodes()
+        .map(|vn| {
+            let hostname = vn.dns().map(|d| d.hostname.clone());
+            (vn.virtual_node_name.clone(), hostname)
+        })
+        .chain(workload_entries(set))
+        .collect();
+    for (name, hostname) in &workloads {
+        let (name, hostname) = (name.as_str(), hostname.clone());
         let reason = match named {
             Some(n) if !n.contains(name) => Reason::NotNamed,
             Some(_) => {
@@ -213,6 +223,17 @@ fn choose(set: &MeshSet, flags: &Overrides) -> Selection {
         missing,
         named: named.is_some(),
     }
+}
+
+/// Every Istio WorkloadEntry as `(name, address)`: a local workload the way a virtual node is.
+fn workload_entries(set: &MeshSet) -> impl Iterator<Item = (String, Option<String>)> + '_ {
+    set.resources().filter_map(|r| match r {
+        Resource::Istio(i) => match &i.spec {
+            IstioSpec::WorkloadEntry(we) => Some((i.metadata.name.clone(), we.address.clone())),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 fn choice(hostname: Option<String>, reason: Reason) -> Choice {

@@ -209,6 +209,15 @@ pub(super) fn spawn(cluster: Weak<Upstream>, eps: Arc<ArcSwap<Endpoints>>, refre
                         .apply(&cl, hostname, answer)
                         .map(|v| v.into_iter().map(|a| (a, hostname.clone())).collect())
                 }
+                // Literal addresses only, until lists are resolved entry by entry.
+                Endpoints::List(list) => Some(
+                    list.iter()
+                        .filter_map(|(h, p)| {
+                            let ip = h.parse::<std::net::IpAddr>().ok()?;
+                            Some((SocketAddr::new(ip, *p), h.clone()))
+                        })
+                        .collect(),
+                ),
                 Endpoints::LocalListener { .. } | Endpoints::Slots => None,
             };
             let Some(cl) = cluster.upgrade() else { return };
