@@ -163,6 +163,17 @@ pub enum Command {
         #[arg(short, long, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Every limit, retry policy and ejection setting a request from a local app to HOST
+    /// passes through on this VM, in order: the egress listener, the route (timeout, retries,
+    /// weighted targets), each cluster's limits with live occupancy, retry budget, pool and
+    /// outlier detection, its hosts — and the server-side limits on the VMs serving HOST.
+    Explain {
+        /// The host as the app writes it in `Host` (`name` or `name:port`).
+        host: String,
+        /// `json`: the explanation as data.
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
     /// Delete a resource; refused while another resource refers to it.
     Delete {
         /// The kind.

@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod cli;
 pub mod client;
+pub mod explain;
 pub mod input;
 pub mod offline;
 pub mod output;
@@ -356,6 +357,13 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             let mut text = pretty(&resource);
             if show_live {
                 match state {
+                    // A DestinationRule: the clusters it shapes here, client and server side.
+                    Some(s) if k == Kind::DestinationRule => {
+                        text.push_str("Resulting clusters on this meshd:\n");
+                        for c in s["clusters"].as_array().into_iter().flatten() {
+                            text.push_str(&explain::cluster_text(c));
+                        }
+                    }
                     Some(s) => text.push_str(&output::live_text(s)),
                     None if live => {
                         text.push_str("Live state: not served by this meshd\n");
@@ -364,6 +372,17 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
                 }
             }
             print(&text)
+        }
+        Command::Explain { host, output } => {
+            let q = query(&[("host", Some(&host))]);
+            let reply = client
+                .call(Method::GET, &format!("/v1/explain?{q}"), None)
+                .await?;
+            let body = check(reply, &format!("explain {host}"))?;
+            if output == Format::Json {
+                return print(&pretty(&body));
+            }
+            print(&explain::text(&body))
         }
         Command::Delete {
             kind: k,

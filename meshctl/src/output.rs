@@ -126,6 +126,16 @@ pub fn live_text(live: &Value) -> String {
         .flatten()
     {
         out.push_str(&format!("  cluster {}\n", str_of(c, "name")));
+        out.push_str(&cluster_live_text(c));
+    }
+    out
+}
+
+/// A cluster's breaker occupancy (`active/limit`, `OPEN` when reached, refusals) and hosts,
+/// indented by four spaces.
+pub fn cluster_live_text(c: &Value) -> String {
+    let mut out = String::new();
+    {
         if let Some(b) = c.get("breakers").and_then(Value::as_object) {
             for (limit, v) in b {
                 let open = if v.get("open").and_then(Value::as_bool) == Some(true) {
@@ -204,11 +214,13 @@ fn host_health(h: &Value) -> String {
     out
 }
 
-fn str_of(v: &Value, k: &str) -> String {
+/// A string field, empty when absent.
+pub fn str_of(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
-fn num_of(v: &Value, k: &str) -> String {
+/// A field as JSON text, empty when absent.
+pub fn num_of(v: &Value, k: &str) -> String {
     v.get(k).map(ToString::to_string).unwrap_or_default()
 }
 

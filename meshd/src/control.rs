@@ -20,6 +20,7 @@
 //! closed.
 
 pub mod auth;
+pub mod explain;
 pub mod live;
 
 use std::convert::Infallible;
@@ -246,6 +247,22 @@ async fn handle(ctx: &Ctx, caller: Option<Caller>, req: Request<Incoming>) -> Re
                     "configDir": ctx.applier.dir().display().to_string()}),
         ),
         (Method::GET, "/v1/resources") => list(ctx, kind, mesh, name).await,
+        (Method::GET, "/v1/explain") => match q("host") {
+            Some(host) => {
+                let in_force = ctx.applier.in_force();
+                let view = ctx.applier.server().view.load();
+                reply(
+                    StatusCode::OK,
+                    &explain::explain(&view, &in_force.set, &host),
+                )
+            }
+            None => error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                "query parameter host is required",
+                &[],
+            ),
+        },
         (Method::GET, "/v1/resource") => match (kind, name) {
             (Some(kind), Some(name)) => describe(ctx, kind, &name, mesh.as_deref()).await,
             _ => missing_kind_name(),
@@ -330,6 +347,16 @@ async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Repl
         Kind::VirtualNode | Kind::VirtualGateway => {
             live::node_state(&ctx.applier.server().view.load(), r.mesh(), r.name())
         }
+        Kind::DestinationRule => match r {
+            Resource::Istio(i) => match &i.spec {
+                mesh_core::istio::IstioSpec::DestinationRule(d) => Some(explain::rule_state(
+                    &ctx.applier.server().view.load(),
+                    &d.host,
+                )),
+                _ => None,
+            },
+            _ => None,
+        },
         _ => None,
     };
     let mut body = entry_json(&file, r, &in_force.selection);

@@ -622,6 +622,29 @@ impl IstioCompiler<'_, '_> {
     }
 }
 
+/// The server-side limits of `host` on every VM that serves it (its WorkloadEntries), for
+/// views: per service port, the inbound limits the host's DestinationRule gives (its
+/// `connectionPool` at that port; 2³²−1 each without one), and the rule's name.
+pub fn server_limits(set: &MeshSet, host: &str) -> Vec<(u16, Thresholds, Option<String>)> {
+    let objects = Objects::of(set);
+    let Some((_, se)) = objects.service(host) else {
+        return vec![];
+    };
+    let rule = objects.dr.iter().find(|(_, d)| d.host == host);
+    se.ports
+        .iter()
+        .map(|sp| {
+            let p = port(sp.number);
+            let pool = at_port(rule.and_then(|(_, d)| d.traffic_policy.as_ref()), p).pool;
+            (
+                p,
+                thresholds(pool),
+                rule.map(|(r, _)| r.metadata.name.clone()),
+            )
+        })
+        .collect()
+}
+
 /// Compiles the Istio objects of `set` for the WorkloadEntries this meshd serves: their
 /// inbound and egress listeners into `listeners`, every cluster those use into `clusters`.
 pub(super) fn compile(

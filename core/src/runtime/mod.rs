@@ -12,7 +12,9 @@ mod routing;
 use std::net::SocketAddr;
 
 pub use compile::{compile, Overrides};
-pub use istio::{default_retry_policy as istio_default_retry_policy, inbound_name, outbound_name};
+pub use istio::{
+    default_retry_policy as istio_default_retry_policy, inbound_name, outbound_name, server_limits,
+};
 pub use routing::{
     GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch, PathRewrite,
     Route, RouteAction, Routing, VirtualHost, WeightedCluster,

@@ -283,7 +283,8 @@ impl VirtualHost {
         Some((route, target.cluster.as_str()))
     }
 
-    fn answers(&self, host: &str) -> bool {
+    /// Whether a request with this `Host` (port optional) is routed by this virtual host.
+    pub fn answers(&self, host: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
             || self
                 .domains

@@ -45,7 +45,8 @@ pub fn node_state(view: &View, mesh: &str, node: &str) -> Option<Value> {
     Some(json!({"listeners": bound, "clusters": clusters}))
 }
 
-fn cluster_state(c: &AnyCluster) -> Value {
+/// A cluster's live state: `name`, `breakers` (occupancy per limit) and `hosts`.
+pub fn cluster_state(c: &AnyCluster) -> Value {
     let info = c.info();
     let limits = crate::render::occupancy_json(&info.breakers);
     let hosts: Vec<Value> = if matches!(c, AnyCluster::Slots(_)) {
