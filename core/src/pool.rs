@@ -217,6 +217,12 @@ impl<C: Connector> Cluster<C> {
         self.hosts.load().iter().map(|h| h.info.clone()).collect()
     }
 
+    /// Whether a request could be given a host now: some host is usable (not ejected, not
+    /// failing its health check).
+    pub fn has_usable_host(&self) -> bool {
+        self.hosts.load().iter().any(|h| h.info.usable())
+    }
+
     /// The pool settings now.
     pub fn settings(&self) -> PoolSettings {
         **self.settings.load()

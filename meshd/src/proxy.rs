@@ -58,7 +58,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use mesh_core::accesslog::{Flags, Record, ResponseFlag, Writer};
 use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, HostInfo, SlotConnector};
-use mesh_core::runtime::Routing;
+use mesh_core::runtime::{pick_usable, Routing};
 use mesh_core::stats::HttpStats;
 
 use crate::body::{Completion, RequestBody, ResponseBody};
@@ -264,7 +264,19 @@ pub async fn handle(
         done.listener.stats.counters.no_route.inc();
         return Ok(local_reply(LocalReply::NoRoute, done));
     };
-    let Some(upstream) = table.clusters.get(action.cluster).cloned() else {
+    // A weighted split does not send to a target without a usable host while another has one.
+    let usable = |c: &str| {
+        table
+            .clusters
+            .get(c)
+            .is_some_and(|u| u.pool.has_usable_host())
+    };
+    let cluster = if action.targets.len() > 1 && !usable(action.cluster) {
+        pick_usable(action.targets, usable).map_or(action.cluster, |t| t.cluster.as_str())
+    } else {
+        action.cluster
+    };
+    let Some(upstream) = table.clusters.get(cluster).cloned() else {
         return Ok(local_reply(LocalReply::ClusterNotFound, done));
     };
     done.record.upstream_cluster = Some(upstream.pool.info().shared_name.clone());

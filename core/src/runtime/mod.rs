@@ -16,8 +16,8 @@ pub use istio::{
     default_retry_policy as istio_default_retry_policy, inbound_name, outbound_name, server_limits,
 };
 pub use routing::{
-    GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch, PathRewrite,
-    Route, RouteAction, Routing, VirtualHost, WeightedCluster,
+    pick_usable, GatewayRoute, HeaderMatch, HeaderMatchKind, HostMatch, HttpMatch, PathMatch,
+    PathRewrite, Route, RouteAction, Routing, VirtualHost, WeightedCluster,
 };
 
 use crate::accesslog::Format;

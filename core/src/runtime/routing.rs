@@ -174,6 +174,9 @@ pub struct RouteAction<'a> {
     /// The route's retry policy and per-try timeout; `None` (a node's ingress listener) =
     /// never retried.
     pub retry: Option<RetryPolicy>,
+    /// Every target of the route `cluster` was picked from (empty for a node's ingress
+    /// listener), for [`pick_usable`].
+    pub targets: &'a [WeightedCluster],
 }
 
 fn host_of(parts: &Parts) -> Option<&str> {
@@ -256,6 +259,32 @@ impl HttpMatch {
     }
 }
 
+/// Picks one of the targets `usable` accepts, by weight (uniformly among them when their
+/// weights are all 0); `None` when it accepts none. A weighted split uses it to send a request
+/// that drew a target without a usable host (every host ejected or failing its health check,
+/// or an Istio subset no endpoint matches) to the others instead, where Envoy would answer
+/// 503 `UH` for the share of that target.
+pub fn pick_usable<'a>(
+    targets: &'a [WeightedCluster],
+    usable: impl Fn(&str) -> bool,
+) -> Option<&'a WeightedCluster> {
+    let ok = |t: &&WeightedCluster| usable(&t.cluster);
+    let total: u64 = targets.iter().filter(ok).map(|t| u64::from(t.weight)).sum();
+    if total == 0 {
+        let n = targets.iter().filter(ok).count();
+        return targets.iter().filter(ok).nth(fastrand::usize(..n.max(1)));
+    }
+    let mut r = fastrand::u64(..total);
+    for t in targets.iter().filter(ok) {
+        let w = u64::from(t.weight);
+        if r < w {
+            return Some(t);
+        }
+        r -= w;
+    }
+    None
+}
+
 /// Picks one of `targets` by weight (uniformly among all when every weight is 0).
 pub fn pick_weighted(targets: &[WeightedCluster]) -> Option<&WeightedCluster> {
     let total: u64 = targets.iter().map(|t| u64::from(t.weight)).sum();
@@ -320,6 +349,7 @@ impl Routing {
                 timeout: None,
                 idle_timeout: None,
                 retry: None,
+                targets: &[],
             }),
             Routing::Hosts(hosts) => {
                 let host = host_of(parts)?;
@@ -332,6 +362,7 @@ impl Routing {
                     timeout: route.timeout,
                     idle_timeout: route.idle_timeout,
                     retry: route.retry,
+                    targets: &route.targets,
                 })
             }
             Routing::Gateway(routes) => {
@@ -363,6 +394,7 @@ impl Routing {
                     timeout: route.timeout,
                     idle_timeout: route.idle_timeout,
                     retry: route.retry,
+                    targets: &route.targets,
                 })
             }
         }
@@ -510,5 +542,24 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(pick_weighted(&t).map(|w| w.cluster.as_str()), Some("b"));
         }
+    }
+
+    #[test]
+    fn pick_usable_skips_targets_without_usable_hosts_and_keeps_the_weights_of_the_rest() {
+        let t = |c: &str, w: u32| WeightedCluster {
+            cluster: c.into(),
+            weight: w,
+        };
+        let targets = [t("a", 50), t("b", 50), t("c", 0)];
+        for _ in 0..200 {
+            let got = pick_usable(&targets, |c| c != "b").map(|t| t.cluster.as_str());
+            assert_eq!(got, Some("a"));
+        }
+        assert!(pick_usable(&targets, |_| false).is_none());
+        // Only 0-weight targets left: uniformly among them.
+        assert_eq!(
+            pick_usable(&targets, |c| c == "c").map(|t| t.cluster.as_str()),
+            Some("c")
+        );
     }
 }
