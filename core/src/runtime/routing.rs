@@ -264,10 +264,10 @@ impl HttpMatch {
 /// that drew a target without a usable host (every host ejected or failing its health check,
 /// or an Istio subset no endpoint matches) to the others instead, where Envoy would answer
 /// 503 `UH` for the share of that target.
-pub fn pick_usable<'a>(
-    targets: &'a [WeightedCluster],
+pub fn pick_usable(
+    targets: &[WeightedCluster],
     usable: impl Fn(&str) -> bool,
-) -> Option<&'a WeightedCluster> {
+) -> Option<&WeightedCluster> {
     let ok = |t: &&WeightedCluster| usable(&t.cluster);
     let total: u64 = targets.iter().filter(ok).map(|t| u64::from(t.weight)).sum();
     if total == 0 {
