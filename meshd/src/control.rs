@@ -305,11 +305,14 @@ fn missing_kind_name() -> Reply {
     )
 }
 
-/// A resource with its file; for a virtual node or gateway also `served`: `here` when this
-/// meshd serves it, `elsewhere` when another does, and `servedWhy`.
+/// A resource with its file; for a virtual node, gateway or Istio WorkloadEntry also `served`:
+/// `here` when this meshd serves it, `elsewhere` when another does, and `servedWhy`.
 fn entry_json(file: &Path, r: &Resource, selection: &Selection) -> Value {
     let mut v = json!({"file": file.display().to_string(), "resource": r.to_describe_json()});
-    if matches!(r.kind(), Kind::VirtualNode | Kind::VirtualGateway) {
+    if matches!(
+        r.kind(),
+        Kind::VirtualNode | Kind::VirtualGateway | Kind::WorkloadEntry
+    ) {
         v["served"] = json!(selection.served_word(r.name()));
         v["servedWhy"] = json!(selection.choice(r.name()).map(|c| c.why.as_str()));
     }
@@ -344,7 +347,7 @@ async fn describe(ctx: &Ctx, kind: Kind, name: &str, mesh: Option<&str>) -> Repl
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let live = match kind {
-        Kind::VirtualNode | Kind::VirtualGateway => {
+        Kind::VirtualNode | Kind::VirtualGateway | Kind::WorkloadEntry => {
             live::node_state(&ctx.applier.server().view.load(), r.mesh(), r.name())
         }
         Kind::DestinationRule => match r {
