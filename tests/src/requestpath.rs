@@ -168,9 +168,28 @@ pub struct RawUpstream {
 impl RawUpstream {
     /// Starts the upstream. `serve` returns true when it saw the peer close the connection.
     pub fn start(serve: impl Fn(&mut RawConn) -> bool + Send + Sync + 'static) -> RawUpstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        RawUpstream::serve(listener, serve)
+    }
+
+    /// Like [`RawUpstream::start`] on `addr` (e.g. `127.0.0.3:<port>`); an error when it cannot
+    /// bind there.
+    pub fn try_start_on(
+        addr: &str,
+        serve: impl Fn(&mut RawConn) -> bool + Send + Sync + 'static,
+    ) -> std::io::Result<RawUpstream> {
+        Ok(RawUpstream::serve(
+            std::net::TcpListener::bind(addr)?,
+            serve,
+        ))
+    }
+
+    fn serve(
+        listener: std::net::TcpListener,
+        serve: impl Fn(&mut RawConn) -> bool + Send + Sync + 'static,
+    ) -> RawUpstream {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let accepted = Arc::new(AtomicUsize::new(0));
         let closed_by_peer = Arc::new(AtomicUsize::new(0));

@@ -246,28 +246,45 @@ fn a_per_try_timeout_is_retried_and_a_slow_upstream_gets_504_ut() {
 
 #[test]
 fn under_overload_retries_stay_within_the_budget() {
-    // Both replicas answer 503 slowly: every attempt is a retry candidate.
-    let slow503 = [
-        "--sleep-ms",
-        "400",
-        "--fail-every",
-        "1",
-        "--fail-status",
-        "503",
-    ];
-    let (a, b) = two_replicas(&slow503, &slow503);
-    let port = a.addr.port();
+    use mesh_tests::{Gate, RawConn, RawUpstream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Both replicas answer 503 to everything, each request held first: the first 10 arrivals
+    // (the requests' first attempts) by `first`, later ones (retries) by `retries`.
+    let (first, retries) = (Gate::default(), Gate::default());
+    let arrivals = Arc::new(AtomicUsize::new(0));
+    let replica = |ip: &str, port: u16| {
+        let (first, retries, arrivals) = (first.clone(), retries.clone(), arrivals.clone());
+        RawUpstream::try_start_on(&format!("{ip}:{port}"), move |c: &mut RawConn| {
+            while c.next_request().is_some() {
+                let n = arrivals.fetch_add(1, Ordering::SeqCst);
+                let gate = if n < 10 { &first } else { &retries };
+                if !gate.wait()
+                    || !c.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                {
+                    return false;
+                }
+            }
+            false
+        })
+    };
+    let (a, b, port) = (0..10)
+        .find_map(|_| {
+            let a = replica("127.0.0.2", 0).ok()?;
+            let port = a.addr.port();
+            Some((a, replica("127.0.0.3", port).ok()?, port))
+        })
+        .expect("a port free on both 127.0.0.2 and 127.0.0.3");
     let mesh = Mesh::write(
         port,
         json!({}),
         json!({"retryPolicy": {"maxRetries": 5,
-            "perRetryTimeout": {"unit": "s", "value": 5},
+            "perRetryTimeout": {"unit": "s", "value": 15},
             "httpRetryEvents": ["gateway-error"]},
-            "timeout": {"perRequest": {"unit": "s", "value": 10}}}),
+            "timeout": {"perRequest": {"unit": "s", "value": 20}}}),
     );
     let c = mesh.start();
-    // 10 requests at once: Envoy's budget allows retries for 20 % of the active requests, at
-    // least 3, so no more than 3 retries are ever in flight.
+    // 10 requests at once, all held at the replicas.
     let egress = c.egress;
     let threads: Vec<_> = (0..10)
         .map(|i| {
@@ -282,22 +299,43 @@ fn under_overload_retries_stay_within_the_budget() {
             })
         })
         .collect();
+    eventually("10 first attempts held", Duration::from_secs(10), || {
+        (arrivals.load(Ordering::SeqCst) == 10).then_some(())
+    });
+    // All fail at once: Envoy's budget allows retries for 20 % of the 10 active requests, at
+    // least 3, so exactly 3 retries go out (and are held) and 7 requests overflow the budget.
+    first.open();
+    eventually(
+        "3 retries held, 7 overflowed",
+        Duration::from_secs(10),
+        || {
+            (arrivals.load(Ordering::SeqCst) == 13
+                && c.stat(port, "upstream_rq_retry_overflow") == 7)
+                .then_some(())
+        },
+    );
+    let peak = |c: &mesh_tests::resilience::Caller| {
+        c.meshd.stat(&format!(
+            "cluster.{}.circuit_breakers.default.rq_retry_peak",
+            c.cluster(port)
+        ))
+    };
+    assert_eq!(peak(&c), 3, "retries in flight");
+    retries.open();
     for t in threads {
         assert_eq!(t.join().expect("client"), 503);
     }
-    let peak = c.meshd.stat(&format!(
-        "cluster.{}.circuit_breakers.default.rq_retry_peak",
-        c.cluster(port)
-    ));
-    assert!(
-        (1..=3).contains(&peak),
-        "retries in flight peaked at {peak}"
-    );
-    assert!(c.stat(port, "upstream_rq_retry_overflow") > 0);
+    assert!(peak(&c) <= 3, "retries in flight peaked at {}", peak(&c));
     let lines = mesh.log_lines(10);
-    assert!(lines
+    let overflowed = lines
         .iter()
-        .any(|l| l["flags"].as_str().is_some_and(|f| f.contains("UO"))));
+        .filter(|l| {
+            l["attempts"] == 1
+                && l["code"] == 503
+                && l["flags"].as_str().is_some_and(|f| f.contains("UO"))
+        })
+        .count();
+    assert_eq!(overflowed, 7, "{lines:?}");
     drop((a, b));
 }
 
