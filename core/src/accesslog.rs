@@ -32,6 +32,10 @@ pub enum ResponseFlag {
     UpstreamOverflow,
     /// NR: no route configured (404).
     NoRouteFound,
+    /// DI: the request was delayed by fault injection.
+    DelayInjected,
+    /// FI: the request was aborted by fault injection.
+    FaultInjected,
     /// DC: downstream connection termination.
     DownstreamConnectionTermination,
     /// URX: upstream retry limit exceeded.
@@ -46,7 +50,7 @@ pub enum ResponseFlag {
 
 impl ResponseFlag {
     /// Every flag, in Envoy's order.
-    pub const ALL: [ResponseFlag; 12] = [
+    pub const ALL: [ResponseFlag; 14] = [
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamRequestTimeout,
         ResponseFlag::LocalReset,
@@ -54,6 +58,8 @@ impl ResponseFlag {
         ResponseFlag::UpstreamConnectionTermination,
         ResponseFlag::UpstreamOverflow,
         ResponseFlag::NoRouteFound,
+        ResponseFlag::DelayInjected,
+        ResponseFlag::FaultInjected,
         ResponseFlag::DownstreamConnectionTermination,
         ResponseFlag::UpstreamRetryLimitExceeded,
         ResponseFlag::StreamIdleTimeout,
@@ -71,6 +77,8 @@ impl ResponseFlag {
             ResponseFlag::UpstreamConnectionTermination => "UC",
             ResponseFlag::UpstreamOverflow => "UO",
             ResponseFlag::NoRouteFound => "NR",
+            ResponseFlag::DelayInjected => "DI",
+            ResponseFlag::FaultInjected => "FI",
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::UpstreamRetryLimitExceeded => "URX",
             ResponseFlag::StreamIdleTimeout => "SI",
@@ -89,6 +97,8 @@ impl ResponseFlag {
             ResponseFlag::UpstreamConnectionTermination => "UpstreamConnectionTermination",
             ResponseFlag::UpstreamOverflow => "UpstreamOverflow",
             ResponseFlag::NoRouteFound => "NoRouteFound",
+            ResponseFlag::DelayInjected => "DelayInjected",
+            ResponseFlag::FaultInjected => "FaultInjected",
             ResponseFlag::DownstreamConnectionTermination => "DownstreamConnectionTermination",
             ResponseFlag::UpstreamRetryLimitExceeded => "UpstreamRetryLimitExceeded",
             ResponseFlag::StreamIdleTimeout => "StreamIdleTimeout",
@@ -115,6 +125,8 @@ impl ResponseFlag {
                 "upstream overflow: a circuit breaker limit refused the request (503)"
             }
             ResponseFlag::NoRouteFound => "no route configured for the request (404)",
+            ResponseFlag::DelayInjected => "the request was delayed by the route's fault injection",
+            ResponseFlag::FaultInjected => "the request was aborted by the route's fault injection",
             ResponseFlag::DownstreamConnectionTermination => "downstream connection terminated",
             ResponseFlag::UpstreamRetryLimitExceeded => "upstream retry limit exceeded",
             ResponseFlag::StreamIdleTimeout => {
@@ -205,8 +217,9 @@ pub struct Record {
     pub upstream_host: Option<SocketAddr>,
     /// The upstream cluster, if one was chosen.
     pub upstream_cluster: Option<Arc<str>>,
-    /// `%RESPONSE_CODE_DETAILS%`
-    pub details: &'static str,
+    /// `%RESPONSE_CODE_DETAILS%`: Envoy's token (`via_upstream`, `no_healthy_upstream`, …),
+    /// never with whitespace; borrowed for every fixed one, owned when it names a cluster.
+    pub details: std::borrow::Cow<'static, str>,
     /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`: attempts sent upstream (0 = none; retries add one
     /// each).
     pub attempts: u32,
@@ -409,7 +422,7 @@ mod tests {
             authority: Some("locations".into()),
             upstream_host: Some("10.0.2.1:80".parse().expect("addr")),
             upstream_cluster: None,
-            details: "via_upstream",
+            details: "via_upstream".into(),
             attempts: 1,
         }
         .with_flags(flags)

@@ -1,6 +1,6 @@
 //! Load balancing: which host of a cluster a request goes to.
 //!
-//! Two policies, as Envoy's:
+//! Three policies, as Envoy's:
 //! - [`Policy::RoundRobin`] (the default): the usable hosts in turn, one shared position per
 //!   cluster. Over `n` picks among `u` usable hosts each gets `⌊n/u⌋` or `⌈n/u⌉`, exactly: an
 //!   unusable host is left out of the rotation (its turn is not given to its neighbour, so no
@@ -9,8 +9,9 @@
 //!   requests in flight wins (ties: the first), Envoy's `LEAST_REQUEST` with equal weights
 //!   ("power of two choices"). A host never gets a request while both others it is compared
 //!   with have fewer in flight.
+//! - [`Policy::Random`]: one usable host chosen uniformly at random (Envoy's `RANDOM`).
 //!
-//! Both consider only usable hosts ([`Candidate::usable`]: not ejected by outlier detection, not
+//! All consider only usable hosts ([`Candidate::usable`]: not ejected by outlier detection, not
 //! failing active health checks). **No panic mode**: Envoy's 50 % `healthy_panic_threshold`
 //! sends traffic to ejected and unhealthy hosts again once fewer than half are usable, so an
 //! ejection "does nothing" exactly when most hosts fail; here an unusable host never gets a
@@ -36,14 +37,17 @@ pub enum Policy {
     RoundRobin,
     /// Envoy's `LEAST_REQUEST` with equal weights: the less busy of two random usable hosts.
     LeastRequest,
+    /// Envoy's `RANDOM`: a usable host chosen uniformly at random.
+    Random,
 }
 
 impl Policy {
-    /// Envoy's name of the policy (`ROUND_ROBIN`, `LEAST_REQUEST`).
+    /// Envoy's name of the policy (`ROUND_ROBIN`, `LEAST_REQUEST`, `RANDOM`).
     pub fn envoy_name(self) -> &'static str {
         match self {
             Policy::RoundRobin => "ROUND_ROBIN",
             Policy::LeastRequest => "LEAST_REQUEST",
+            Policy::Random => "RANDOM",
         }
     }
 }
@@ -84,7 +88,7 @@ impl Balancer {
 
     /// The index in `hosts` of the host the next request goes to, or `None` when no host is
     /// usable. `avoid` lists hosts to leave out while another usable host remains; `random` is
-    /// a uniformly random value (only [`Policy::LeastRequest`] uses it).
+    /// a uniformly random value ([`Policy::LeastRequest`] and [`Policy::Random`] use it).
     pub fn pick<H: Candidate>(
         &self,
         policy: Policy,
@@ -122,6 +126,7 @@ impl Balancer {
                     nth(k)
                 }
             }
+            Policy::Random => nth(((random >> 11) % count as u64) as usize),
             Policy::LeastRequest => {
                 let a = nth((random as u32 as usize) % count)?;
                 if count == 1 {
@@ -229,6 +234,29 @@ mod tests {
         for p in [Policy::RoundRobin, Policy::LeastRequest] {
             assert_eq!(Balancer::new().pick(p, &hs, &avoid, 5), Some(0), "{p:?}");
         }
+    }
+
+    #[test]
+    fn random_spreads_evenly_ignores_load_and_skips_unusable_and_avoided_hosts() {
+        let mut hs = hosts(5);
+        hs[0].active = 1000;
+        hs[3].usable = false;
+        let c = counts(&Balancer::new(), Policy::Random, &hs, &[], 40_000);
+        // Deterministic (seeded): 4 usable hosts, within 3 % of 10 000 each, load ignored.
+        assert_eq!(c[3], 0);
+        for i in [0, 1, 2, 4] {
+            assert!((9_700..=10_300).contains(&c[i]), "{c:?}");
+        }
+        // A retry avoids the host it tried while another usable one remains.
+        let avoid = [hs[1].addr, hs[2].addr, hs[4].addr];
+        let c = counts(&Balancer::new(), Policy::Random, &hs, &avoid, 100);
+        assert_eq!(c[0], 100, "{c:?}");
+        // No usable host: none.
+        for h in &mut hs {
+            h.usable = false;
+        }
+        assert_eq!(Balancer::new().pick(Policy::Random, &hs, &[], 12345), None);
+        assert_eq!(Policy::Random.envoy_name(), "RANDOM");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod accesslog;
 pub mod balance;
 pub mod breaker;
+pub mod fault;
 pub mod health;
 pub mod istio;
 pub mod model;

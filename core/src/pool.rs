@@ -370,7 +370,7 @@ impl<C: Connector> Cluster<C> {
     fn pick(&self, hosts: &[Arc<Host<C::Conn>>], avoid: &[SocketAddr]) -> Option<usize> {
         let policy = self.settings.load().lb_policy;
         let random = match policy {
-            Policy::LeastRequest => fastrand::u64(..),
+            Policy::LeastRequest | Policy::Random => fastrand::u64(..),
             Policy::RoundRobin => 0,
         };
         self.balancer.pick(policy, hosts, avoid, random)

@@ -18,6 +18,9 @@
 //! | `client-error` | `retriable-4xx` | 409 |
 //! | `stream-error` | `refused-stream` | a reset before any byte of the request was written |
 //! | `connection-error` | `connect-failure` | connect failure, connect timeout |
+//! | (Istio: integers in `retryOn`) | `retriable-status-codes` | a response whose status is in the set |
+//!
+//! [`RetryOn::parse_envoy`] reads an Envoy/Istio `retry_on` list.
 //!
 //! `stream-error` is HTTP/2's REFUSED_STREAM in Envoy: the upstream did not process the request.
 //! meshd speaks HTTP/1.1 upstream, where the same fact is a connection that closed or reset
@@ -110,6 +113,9 @@ use std::time::Duration;
 use crate::breaker::{Permit, Resource};
 use crate::stats::{kept_on_reset, Counter, StatType, Visit};
 
+mod on;
+pub use on::{RetryOn, StatusCodes};
+
 /// What one upstream attempt ended with: what [`RetryState::record`] decides on and what
 /// [`crate::outlier::OutlierDetector::record`] counts against the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,68 +168,6 @@ impl Outcome {
                 | Outcome::PerTryTimeout
                 | Outcome::GlobalTimeout
         )
-    }
-}
-
-/// Envoy's `retry_on` conditions, as flags. Empty = never retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetryOn {
-    /// `5xx` (App Mesh `server-error`): any 5xx, any connect failure, reset or per-try timeout.
-    pub five_xx: bool,
-    /// `gateway-error` (App Mesh `gateway-error`): 502/503/504, any connect failure, reset or
-    /// per-try timeout.
-    pub gateway_error: bool,
-    /// `retriable-4xx` (App Mesh `client-error`): 409.
-    pub retriable_4xx: bool,
-    /// `refused-stream` (App Mesh `stream-error`): a reset before any request byte was written.
-    pub refused_stream: bool,
-    /// `connect-failure` (App Mesh `connection-error`): connect failure or connect timeout.
-    pub connect_failure: bool,
-    /// `reset`: any connect failure, reset or per-try timeout (no App Mesh event maps here).
-    pub reset: bool,
-}
-
-impl RetryOn {
-    /// Whether no condition is set.
-    pub fn is_empty(&self) -> bool {
-        *self == RetryOn::default()
-    }
-
-    /// The Envoy names of the set conditions, in a fixed order (`5xx`, `gateway-error`,
-    /// `retriable-4xx`, `refused-stream`, `connect-failure`, `reset`), for `describe` and logs.
-    pub fn envoy_names(&self) -> Vec<&'static str> {
-        [
-            (self.five_xx, "5xx"),
-            (self.gateway_error, "gateway-error"),
-            (self.retriable_4xx, "retriable-4xx"),
-            (self.refused_stream, "refused-stream"),
-            (self.connect_failure, "connect-failure"),
-            (self.reset, "reset"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
-    }
-
-    /// Envoy's `wouldRetry`: whether `outcome` matches a condition. Local overflow, the global
-    /// timeout and overloaded responses never do.
-    pub fn would_retry(&self, outcome: &Outcome) -> bool {
-        let any_reset = self.five_xx || self.gateway_error || self.reset;
-        match *outcome {
-            Outcome::Response {
-                overloaded: true, ..
-            }
-            | Outcome::LocalOverflow
-            | Outcome::GlobalTimeout => false,
-            Outcome::Response { status, .. } => {
-                (self.five_xx && (500..600).contains(&status))
-                    || (self.gateway_error && matches!(status, 502..=504))
-                    || (self.retriable_4xx && status == 409)
-            }
-            Outcome::ConnectFailure | Outcome::ConnectTimeout => any_reset || self.connect_failure,
-            Outcome::Reset { request_sent } => any_reset || (self.refused_stream && !request_sent),
-            Outcome::PerTryTimeout => any_reset,
-        }
     }
 }
 
@@ -314,6 +258,7 @@ impl RetryPolicy {
             refused_stream: true,
             connect_failure: true,
             reset: false,
+            retriable_status_codes: StatusCodes::EMPTY,
         },
         num_retries: 2,
         per_try_timeout: None,

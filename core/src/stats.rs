@@ -297,6 +297,15 @@ counters! {
     }
 }
 
+counters! {
+    /// Fault injection counters of one HTTP listener (`http.<stat_prefix>.fault.*`, Envoy's
+    /// fault filter stats).
+    FaultCounters {
+        delays_injected,
+        aborts_injected,
+    }
+}
+
 /// Stats of one HTTP listener: counters plus active gauges and response classes.
 #[derive(Debug, Default)]
 pub struct HttpStats {
@@ -308,11 +317,14 @@ pub struct HttpStats {
     pub downstream_rq_active: Gauge,
     /// `downstream_rq_<N>xx` (classes) — per-code counters are not listed for listeners.
     pub codes: CodeStats,
+    /// `fault.delays_injected`, `fault.aborts_injected`.
+    pub fault: FaultCounters,
 }
 
 impl Visit for HttpStats {
     fn visit(&self, prefix: &str, emit: &mut dyn FnMut(String, StatType, u64)) {
         self.counters.visit_counters(prefix, emit);
+        self.fault.visit_counters(&format!("{prefix}fault."), emit);
         emit(
             format!("{prefix}downstream_cx_active"),
             StatType::Gauge,
@@ -343,6 +355,7 @@ impl HttpStats {
     /// gauges stay.
     pub fn reset(&self) {
         self.counters.reset();
+        self.fault.reset();
         self.codes.reset();
     }
 }
@@ -467,6 +480,10 @@ mod tests {
         assert!(out.contains(&("http.ingress.downstream_cx_active".into(), 1)));
         assert!(out.contains(&("http.ingress.downstream_rq_total".into(), 3)));
         assert!(out.contains(&("http.ingress.downstream_rq_5xx".into(), 0)));
+        s.fault.aborts_injected.inc();
+        let out = collect(&s, "http.ingress.");
+        assert!(out.contains(&("http.ingress.fault.aborts_injected".into(), 1)));
+        assert!(out.contains(&("http.ingress.fault.delays_injected".into(), 0)));
         s.reset();
         assert!(collect(&s, "")
             .iter()

@@ -243,7 +243,7 @@ impl Completion {
                 self.record
                     .flags
                     .insert(ResponseFlag::UpstreamRequestTimeout);
-                self.record.details = "response_timeout";
+                self.record.details = "response_timeout".into();
                 if let Some(u) = &upstream {
                     u.cluster().counters.upstream_rq_timeout.inc();
                     u.host().counters.rq_timeout.inc();
@@ -251,7 +251,7 @@ impl Completion {
             }
             Cut::Timeout(Expired::Idle) => {
                 self.record.flags.insert(ResponseFlag::StreamIdleTimeout);
-                self.record.details = "stream_idle_timeout";
+                self.record.details = "stream_idle_timeout".into();
                 stats.counters.downstream_rq_idle_timeout.inc();
             }
             Cut::UpstreamReset => {
@@ -259,7 +259,7 @@ impl Completion {
                     .flags
                     .insert(ResponseFlag::UpstreamConnectionTermination);
                 self.record.details =
-                    "upstream_reset_after_response_started{connection_termination}";
+                    "upstream_reset_after_response_started{connection_termination}".into();
                 if let Some(u) = &upstream {
                     u.cluster().counters.upstream_rq_rx_reset.inc();
                 }
@@ -268,7 +268,7 @@ impl Completion {
                 self.record
                     .flags
                     .insert(ResponseFlag::DownstreamProtocolError);
-                self.record.details = "downstream_protocol_error";
+                self.record.details = "downstream_protocol_error".into();
             }
         }
         if let Some(u) = &upstream {
@@ -286,7 +286,7 @@ impl Drop for Completion {
             if self.listener.cutting.load(Ordering::Relaxed) {
                 // The drain deadline passed: meshd cuts what still runs (Envoy's LR, local reset).
                 self.record.flags.insert(ResponseFlag::LocalReset);
-                self.record.details = "drain_timeout";
+                self.record.details = "drain_timeout".into();
                 self.listener.stats.counters.downstream_rq_tx_reset.inc();
             } else {
                 // The client left before the response ended.

@@ -8,14 +8,17 @@
 //!    accounting of the gateway's `connectionPool`): refused → 503 `UO`;
 //! 3. routing picks a cluster by Host (an egress listener's connection captured by
 //!    `meshctl capture` whose Host names no backend: by its original destination, when it is a
-//!    host of exactly one backend): no route → 404 `NR`;
+//!    host of exactly one backend): no route → 404 `NR`. The route's fault injection
+//!    ([`fault`]) then delays the request (`DI`; the route's timeout starts after the delay)
+//!    and/or aborts it with the route's status (`FI`, never sent upstream, never retried);
 //! 4. [`attempts`] loops, one attempt per pass (the route's retry policy decides how many):
 //!    - the balancer picks a usable host (not ejected, not failing its health check; one not
 //!      tried yet by this request when there is one) and the cluster's pool hands out a
 //!      connection to it ([`mesh_core::pool`] documents the order of limits):
 //!      `max_pending_requests` or `max_requests` reached → 503 `UO` with
 //!      `x-envoy-overloaded: true` and `x-mesh-overflow: <limit> <cluster>`; no usable host →
-//!      503 `UH`; connect failure or timeout → 503 `UF`;
+//!      503 `UH` (details `no_healthy_upstream{no_endpoints:<cluster>}` when the cluster has
+//!      no host at all); connect failure or timeout → 503 `UF`;
 //!    - the request is sent ([`send`]) under the per-try timeout. It is sent again, once, on a
 //!      newly opened connection when a reused keep-alive connection turns out closed by the
 //!      upstream, if either nothing of it was written, or it has no body and an idempotent
@@ -23,7 +26,7 @@
 //!      `upstream_rq_resent_on_new_cx`). Otherwise: a response head above 60 KiB or malformed
 //!      → 502 `UPE`; the client's body broke its framing → 400 `DPE`; any other failure → 503
 //!      `UC`; the per-try timeout → 504 `UT`;
-//!    - the attempt's [`Outcome`] is recorded against its host (outlier detection) and
+//!    - the attempt's [`Outcome`](mesh_core::retry::Outcome) is recorded against its host (outlier detection) and
 //!      [`RetryState`] decides: retry after a jittered backoff (the body, kept up to 64 KiB, is
 //!      sent again), or answer with this attempt's result, flagged `URX` when the retries ran
 //!      out and `UO` when the retry budget or `max_retries` refused one. A local overflow and a
@@ -39,6 +42,7 @@
 //! logged.
 
 mod attempt;
+mod fault;
 mod headers;
 mod outgoing;
 pub mod reply;
@@ -63,8 +67,8 @@ use mesh_core::stats::HttpStats;
 
 use crate::body::{Completion, RequestBody, ResponseBody};
 use crate::resilience::Upstream;
-use attempt::{count_host, discard, failed_host, within};
-use mesh_core::retry::{Decision, Outcome, RetryContext, RetryPolicy, RetryState};
+use attempt::{count_host, discard, failed_host, outcome_of, within};
+use mesh_core::retry::{Decision, RetryContext, RetryPolicy, RetryState};
 use outgoing::{BodyFailed, Outgoing};
 use reply::LocalReply;
 use timeout::{Expired, Progress, RequestBodyError, Timers};
@@ -225,7 +229,7 @@ pub async fn handle(
             .flatten(),
         upstream_host: None,
         upstream_cluster: None,
-        details: "via_upstream",
+        details: "via_upstream".into(),
         attempts: 0,
     };
     let progress = Arc::new(Progress::new(body.is_end_stream()));
@@ -299,10 +303,20 @@ pub async fn handle(
             parts.headers.insert(http::header::HOST, v);
         }
     }
-    timers.set(
+    let (timeout, idle_timeout) = (
         action.timeout.unwrap_or(table.timeout),
         action.idle_timeout.unwrap_or(table.idle_timeout),
     );
+    match action.fault {
+        None => timers.set(timeout, idle_timeout),
+        Some(policy) => {
+            let stats = done.listener.stats.clone();
+            if let Some(abort) = fault::inject(policy, &stats, &mut done.record.flags).await {
+                return Ok(local_reply(abort, done));
+            }
+            timers.restart(timeout, idle_timeout);
+        }
+    }
 
     // 4. A request that may be retried keeps its body (up to 64 KiB) to send it again.
     let policy = action.retry.unwrap_or_default();
@@ -370,6 +384,14 @@ async fn attempts(
             .map(|h| h.addr)
             .or_else(|| failed_host(&result));
         let Some(outcome) = outcome_of(&result, &done) else {
+            let result = match result {
+                Err(Failure::Checkout(CheckoutError::NoHealthyUpstream))
+                    if upstream.pool.hosts().is_empty() =>
+                {
+                    Err(Failure::NoEndpoints)
+                }
+                r => r,
+            };
             return finish(result, &info, tried, timers, done);
         };
         if let Some(h) = host {
@@ -409,33 +431,6 @@ async fn attempts(
     }
 }
 
-/// What an attempt ended with, for the retry decision and outlier detection; `None` when the
-/// request cannot go on at all (no usable host, the client's body failed).
-fn outcome_of(result: &Result<Sent, Failure>, done: &Completion) -> Option<Outcome> {
-    Some(match result {
-        Ok((_, resp, _)) => Outcome::from_response(resp.status().as_u16(), resp.headers()),
-        Err(Failure::Checkout(CheckoutError::Overflow(_))) => Outcome::LocalOverflow,
-        Err(Failure::Checkout(CheckoutError::NoHealthyUpstream)) => return None,
-        Err(Failure::Checkout(CheckoutError::ConnectFailed { .. })) => Outcome::ConnectFailure,
-        Err(Failure::Checkout(CheckoutError::ConnectTimeout { .. })) => Outcome::ConnectTimeout,
-        Err(Failure::Reset(_, _, sent)) => {
-            if done
-                .progress
-                .as_ref()
-                .and_then(|p| p.request_error())
-                .is_some()
-            {
-                return None;
-            }
-            Outcome::Reset {
-                request_sent: *sent,
-            }
-        }
-        Err(Failure::PerTryTimeout) => Outcome::PerTryTimeout,
-        Err(Failure::Expired(_)) => Outcome::GlobalTimeout,
-    })
-}
-
 /// The client gets the last attempt's answer.
 fn finish(
     result: Result<Sent, Failure>,
@@ -454,6 +449,8 @@ fn finish(
 enum Failure {
     /// The pool refused or could not connect.
     Checkout(CheckoutError),
+    /// The cluster has no host at all (503 `UH`, naming the cluster).
+    NoEndpoints,
     /// The request's own timers.
     Expired(Expired),
     /// The attempt's per-try timeout.
@@ -502,6 +499,16 @@ fn fail(
     }
     let reply = match f {
         Failure::Checkout(e) => return refuse(e, cluster, done),
+        Failure::NoEndpoints => {
+            let cluster_name = cluster.name.clone();
+            return refused(
+                LocalReply::NoEndpoints {
+                    cluster: cluster_name,
+                },
+                cluster,
+                done,
+            );
+        }
         Failure::Expired(Expired::Request) => {
             cluster.counters.upstream_rq_timeout.inc();
             if let Some(h) = &host {
@@ -562,12 +569,7 @@ fn client_failure(done: &mut Completion) -> Option<LocalReply> {
 }
 
 /// A refusal by a pool: 503 with Envoy's flag and body, plus the limit and cluster that refused.
-fn refuse(e: CheckoutError, cluster: &ClusterInfo, mut done: Completion) -> Response<ResponseBody> {
-    cluster.codes.record(503);
-    cluster.counters.upstream_rq_completed.inc();
-    if done.record.upstream_cluster.is_none() {
-        done.record.upstream_cluster = Some(cluster.shared_name.clone());
-    }
+fn refuse(e: CheckoutError, cluster: &ClusterInfo, done: Completion) -> Response<ResponseBody> {
     let reply = match e {
         CheckoutError::Overflow(limit) => {
             tracing::debug!(cluster = %cluster.name, limit = limit.threshold_name(), "overflow");
@@ -583,6 +585,20 @@ fn refuse(e: CheckoutError, cluster: &ClusterInfo, mut done: Completion) -> Resp
         },
         CheckoutError::ConnectTimeout { addr } => LocalReply::ConnectTimeout { addr },
     };
+    refused(reply, cluster, done)
+}
+
+/// A 503 for `cluster`, counted as its response.
+fn refused(
+    reply: LocalReply,
+    cluster: &ClusterInfo,
+    mut done: Completion,
+) -> Response<ResponseBody> {
+    cluster.codes.record(503);
+    cluster.counters.upstream_rq_completed.inc();
+    if done.record.upstream_cluster.is_none() {
+        done.record.upstream_cluster = Some(cluster.shared_name.clone());
+    }
     local_reply(reply, done)
 }
 

@@ -244,7 +244,7 @@ impl Op {
             }
             Op::Protocol => out.push_str(protocol(r.version)),
             Op::ResponseFlags => r.flags.write_short(out),
-            Op::ResponseCodeDetails => out.push_str(r.details),
+            Op::ResponseCodeDetails => out.push_str(&r.details),
             Op::UpstreamHost => match r.upstream_host {
                 Some(a) => {
                     let _ = write!(out, "{a}");
@@ -522,7 +522,7 @@ mod tests {
             authority: Some("green".into()),
             upstream_host: None,
             upstream_cluster: Some("cds_x".into()),
-            details: "upstream_overflow",
+            details: "upstream_overflow".into(),
             attempts: 1,
         };
         let t = Template::new(&Format::Text(

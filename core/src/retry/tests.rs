@@ -365,6 +365,7 @@ fn never_retried_outcomes_stop_even_after_a_retry() {
                 refused_stream: true,
                 connect_failure: true,
                 reset: true,
+                retriable_status_codes: [503].into_iter().collect(),
             },
             5,
         ));

@@ -285,6 +285,7 @@ impl Compiler<'_> {
                     timeout: None,
                     idle_timeout: None,
                     retry: Some(resilience::retry_policy(None)),
+                    fault: None,
                 });
             }
             model::VirtualServiceProvider::VirtualRouter(p) => {
@@ -338,6 +339,7 @@ impl Compiler<'_> {
                             timeout,
                             idle_timeout,
                             retry: Some(resilience::retry_policy(h.retry_policy.as_ref())),
+                            fault: None,
                         },
                     ));
                 }

@@ -14,11 +14,13 @@
 //!   (server side); `outlierDetection` and `loadBalancer` only the outbound clusters. Subset
 //!   policies override the rule's block by block; a `portLevelSettings` block replaces the rule's
 //!   block for its port. Istio's defaults: every limit 2³²−1 (a value of 0 means unset, as in
-//!   Istio), connect timeout 10 s, idle timeout 1 h, least request;
+//!   Istio), connect timeout 10 s, idle timeout 1 h, least request (`ROUND_ROBIN` and
+//!   `RANDOM` as named);
 //! * a **VirtualService** for a host replaces the default route (everything to
 //!   `outbound|<port>||<host>`): its `http` routes in order, one runtime route per `match`
 //!   entry, weighted destinations, `timeout` (default none), `retries` (default: Istio's, 2
-//!   retries on connect failure and refused stream);
+//!   retries on connect failure and refused stream; `retryOn` as Envoy's `retry_on`, status
+//!   codes included), `fault` (delay and abort with their percentages; none when unset);
 //! * a local workload's inbound listener binds `<address>:<workload port>` for every service
 //!   port it serves and forwards to its app at `127.0.0.1:<workload port>` through the inbound
 //!   cluster. It neither retries nor times out a request (Istio's inbound defaults).
@@ -38,6 +40,7 @@ use super::routing::{
 use super::{Bind, Cluster, Endpoints, Listener, Role};
 use crate::balance::Policy;
 use crate::breaker::Thresholds;
+use crate::fault::FaultPolicy;
 use crate::istio::{
     ConnectionPoolSettings, DestinationRuleSpec, HttpMatchRequest, HttpRoute, IstioResource,
     IstioSpec, LoadBalancerSettings, OutlierDetection, ServiceEntrySpec, ServicePort, SimpleLb,
@@ -289,7 +292,8 @@ fn settings(
             .map_or(0, count),
         lb_policy: match lb.and_then(|l| l.simple) {
             Some(SimpleLb::RoundRobin) => Policy::RoundRobin,
-            // RANDOM, LEAST_CONN, UNSPECIFIED and unset: least request, Istio's default.
+            Some(SimpleLb::Random) => Policy::Random,
+            // LEAST_CONN, UNSPECIFIED and unset: least request, Istio's default.
             _ => Policy::LeastRequest,
         },
     }
@@ -351,21 +355,33 @@ fn retry_policy(route: &HttpRoute) -> Option<RetryPolicy> {
     })
 }
 
-/// Envoy's `retry_on` list (validated beforehand).
+/// Envoy's `retry_on` list (validation refuses what does not parse).
 fn parse_retry_on(list: &str) -> RetryOn {
-    let mut on = RetryOn::default();
-    for t in list.split(',').map(str::trim) {
-        match t {
-            "5xx" => on.five_xx = true,
-            "gateway-error" => on.gateway_error = true,
-            "reset" => on.reset = true,
-            "connect-failure" => on.connect_failure = true,
-            "retriable-4xx" => on.retriable_4xx = true,
-            "refused-stream" | "reset-before-request" => on.refused_stream = true,
-            _ => {}
-        }
-    }
-    on
+    RetryOn::parse_envoy(list).unwrap_or_default()
+}
+
+/// A share in percent: `percentage.value`, else the deprecated integer `percent`, else none
+/// ("if left unspecified, no request will be delayed/aborted").
+fn share(percentage: Option<&crate::istio::Percent>, percent: Option<i64>) -> f64 {
+    percentage
+        .map(|p| p.value)
+        .or(percent.map(|p| p as f64))
+        .unwrap_or(0.0)
+        .clamp(0.0, 100.0)
+}
+
+/// A route's `fault` as Envoy's fault filter takes it.
+fn fault(route: &HttpRoute) -> Option<FaultPolicy> {
+    let f = route.fault.as_ref()?;
+    let delay = f.delay.as_ref().and_then(|d| {
+        let fixed = d.fixed_delay.as_ref()?;
+        Some((fixed.get(), share(d.percentage.as_ref(), d.percent)))
+    });
+    let abort = f.abort.as_ref().and_then(|a| {
+        let status = u16::try_from(a.http_status?).ok()?;
+        Some((status, share(a.percentage.as_ref(), None)))
+    });
+    (delay.is_some() || abort.is_some()).then_some(FaultPolicy { delay, abort })
 }
 
 fn string_match_path(m: Option<&StringMatch>) -> PathMatch {
@@ -486,6 +502,7 @@ impl IstioCompiler<'_, '_> {
                 timeout: None,
                 idle_timeout: None,
                 retry: Some(default_retry_policy()),
+                fault: None,
             }];
         };
         let mut routes = Vec::new();
@@ -526,6 +543,7 @@ impl IstioCompiler<'_, '_> {
                     timeout: Some(h.timeout.as_ref().map_or(Duration::ZERO, |d| d.get())),
                     idle_timeout: None,
                     retry: retry_policy(h),
+                    fault: fault(h),
                 });
             }
         }

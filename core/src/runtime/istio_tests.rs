@@ -225,3 +225,37 @@ spec:
         Endpoints::List(vec![])
     );
 }
+
+#[test]
+fn faults_and_status_code_retries_compile_as_envoy_takes_them() {
+    let vs = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: pyserver }
+spec:
+  hosts: [pyserver.demo.svc]
+  http:
+  - fault:
+      delay: { fixedDelay: 1s, percentage: { value: 10 } }
+      abort: { httpStatus: 418, percentage: { value: 50.5 } }
+    retries: { attempts: 2, retryOn: "503,connect-failure" }
+    route: [{ destination: { host: pyserver.demo.svc, subset: v1 } }]
+"#;
+    let c = config(&[MESH, vs], &["client"]);
+    let egress = c
+        .listeners
+        .iter()
+        .find(|l| l.role == Role::Egress)
+        .expect("egress");
+    let route = &egress.routing.virtual_hosts()[0].routes[0];
+    let fault = route.fault.expect("fault");
+    assert_eq!(fault.delay, Some((Duration::from_secs(1), 10.0)));
+    assert_eq!(fault.abort, Some((418, 50.5)));
+    let retry = route.retry.expect("retry");
+    assert!(retry.retry_on.connect_failure);
+    assert!(!retry.retry_on.five_xx);
+    assert_eq!(
+        retry.retry_on,
+        crate::retry::RetryOn::parse_envoy("503,connect-failure").expect("parses")
+    );
+}

@@ -121,6 +121,12 @@ pub enum Endpoints {
         /// The port.
         port: u16,
     },
+    /// Several endpoints, each a host (an IP literal, or a DNS name re-resolved as
+    /// [`Endpoints::Dns`] is) and a port: the cluster's hosts are the union of every entry's
+    /// addresses (Envoy's STRICT_DNS cluster with several endpoints; a literal is used without
+    /// any lookup). A failed lookup keeps that entry's last addresses. An empty list is a
+    /// cluster with no hosts: requests get 503 `UH` saying the cluster has no endpoints.
+    List(Vec<(String, u16)>),
     /// The listener of a node this meshd serves itself (its bound address, even with port 0).
     LocalListener {
         /// The node.
@@ -128,9 +134,6 @@ pub enum Endpoints {
     },
     /// No hosts: the cluster only counts slots (a gateway's self-redirect cluster).
     Slots,
-    /// Several entries (host = IP literal or DNS name, and port): every address of every
-    /// entry is a host. An empty list is a cluster without hosts.
-    List(Vec<(String, u16)>),
 }
 
 /// One upstream cluster.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::request::Parts;
 use regex::Regex;
 
+use crate::fault::FaultPolicy;
 use crate::retry::RetryPolicy;
 
 /// How a route matches the path.
@@ -103,6 +104,8 @@ pub struct Route {
     pub idle_timeout: Option<Duration>,
     /// Its retry policy (with the per-try timeout); `None` = never retried.
     pub retry: Option<RetryPolicy>,
+    /// Faults it injects (Envoy's fault filter); `None` = none.
+    pub fault: Option<FaultPolicy>,
 }
 
 /// A virtual service as a routing table: the Host names it answers and its routes in order.
@@ -159,7 +162,7 @@ pub enum Routing {
 }
 
 /// What routing decided for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteAction<'a> {
     /// The chosen cluster.
     pub cluster: &'a str,
@@ -177,6 +180,8 @@ pub struct RouteAction<'a> {
     /// Every target of the route `cluster` was picked from (empty for a node's ingress
     /// listener), for [`pick_usable`].
     pub targets: &'a [WeightedCluster],
+    /// The route's fault injection, when it sets one.
+    pub fault: Option<&'a FaultPolicy>,
 }
 
 fn host_of(parts: &Parts) -> Option<&str> {
@@ -350,6 +355,7 @@ impl Routing {
                 idle_timeout: None,
                 retry: None,
                 targets: &[],
+                fault: None,
             }),
             Routing::Hosts(hosts) => {
                 let host = host_of(parts)?;
@@ -363,6 +369,7 @@ impl Routing {
                     idle_timeout: route.idle_timeout,
                     retry: route.retry,
                     targets: &route.targets,
+                    fault: route.fault.as_ref(),
                 })
             }
             Routing::Gateway(routes) => {
@@ -395,6 +402,7 @@ impl Routing {
                     idle_timeout: route.idle_timeout,
                     retry: route.retry,
                     targets: &route.targets,
+                    fault: route.fault.as_ref(),
                 })
             }
         }
@@ -439,6 +447,7 @@ mod tests {
                     timeout: None,
                     idle_timeout: None,
                     retry: None,
+                    fault: None,
                 })
                 .collect(),
         }

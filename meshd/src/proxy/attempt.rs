@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mesh_core::pool::{CheckoutError, ClusterInfo, HostInfo};
+use mesh_core::retry::Outcome;
 
-use super::{Failure, Sent};
+use super::{Completion, Failure, Sent};
 
 /// Runs an attempt under its per-try timeout, if it has one.
 pub(super) async fn within(
@@ -54,4 +55,33 @@ pub(super) fn count_host(host: &HostInfo, code: u16) {
     } else {
         host.counters.rq_success.inc();
     }
+}
+
+/// What an attempt ended with, for the retry decision and outlier detection; `None` when the
+/// request cannot go on at all (no usable host, the client's body failed).
+pub(super) fn outcome_of(result: &Result<Sent, Failure>, done: &Completion) -> Option<Outcome> {
+    Some(match result {
+        Ok((_, resp, _)) => Outcome::from_response(resp.status().as_u16(), resp.headers()),
+        Err(Failure::Checkout(CheckoutError::Overflow(_))) => Outcome::LocalOverflow,
+        Err(Failure::Checkout(CheckoutError::NoHealthyUpstream) | Failure::NoEndpoints) => {
+            return None
+        }
+        Err(Failure::Checkout(CheckoutError::ConnectFailed { .. })) => Outcome::ConnectFailure,
+        Err(Failure::Checkout(CheckoutError::ConnectTimeout { .. })) => Outcome::ConnectTimeout,
+        Err(Failure::Reset(_, _, sent)) => {
+            if done
+                .progress
+                .as_ref()
+                .and_then(|p| p.request_error())
+                .is_some()
+            {
+                return None;
+            }
+            Outcome::Reset {
+                request_sent: *sent,
+            }
+        }
+        Err(Failure::PerTryTimeout) => Outcome::PerTryTimeout,
+        Err(Failure::Expired(_)) => Outcome::GlobalTimeout,
+    })
 }

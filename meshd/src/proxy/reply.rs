@@ -2,6 +2,7 @@
 //! no upstream response to its status, Envoy's response flag, response code details, body and
 //! extra headers. What each one counts stays at the place that decides it ([`super::fail`]).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use http::header::HeaderName;
@@ -36,6 +37,18 @@ pub enum LocalReply {
     },
     /// No usable host: 503 `UH`.
     NoHealthyUpstream,
+    /// The cluster has no host at all (an empty endpoint list, a name without address): 503
+    /// `UH` as [`LocalReply::NoHealthyUpstream`], the details naming the cluster.
+    NoEndpoints {
+        /// The cluster.
+        cluster: String,
+    },
+    /// The route's fault injection aborted the request: its status, flag `FI`, body
+    /// `fault filter abort` (Envoy's fault filter).
+    FaultAbort {
+        /// The status to answer.
+        status: StatusCode,
+    },
     /// Opening the connection failed: 503 `UF`.
     ConnectFailed {
         /// The host.
@@ -79,6 +92,7 @@ impl LocalReply {
             LocalReply::ClusterNotFound
             | LocalReply::Overflow { .. }
             | LocalReply::NoHealthyUpstream
+            | LocalReply::NoEndpoints { .. }
             | LocalReply::ConnectFailed { .. }
             | LocalReply::ConnectTimeout { .. }
             | LocalReply::UpstreamReset => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +105,7 @@ impl LocalReply {
                 }
             }
             LocalReply::UpstreamProtocolError => StatusCode::BAD_GATEWAY,
+            LocalReply::FaultAbort { status } => *status,
         }
     }
 
@@ -103,7 +118,10 @@ impl LocalReply {
             LocalReply::NoRoute => ResponseFlag::NoRouteFound,
             LocalReply::ClusterNotFound => return None,
             LocalReply::Overflow { .. } => ResponseFlag::UpstreamOverflow,
-            LocalReply::NoHealthyUpstream => ResponseFlag::NoHealthyUpstream,
+            LocalReply::NoHealthyUpstream | LocalReply::NoEndpoints { .. } => {
+                ResponseFlag::NoHealthyUpstream
+            }
+            LocalReply::FaultAbort { .. } => ResponseFlag::FaultInjected,
             LocalReply::ConnectFailed { .. } | LocalReply::ConnectTimeout { .. } => {
                 ResponseFlag::UpstreamConnectionFailure
             }
@@ -117,9 +135,20 @@ impl LocalReply {
         })
     }
 
-    /// Envoy's `%RESPONSE_CODE_DETAILS%`.
-    pub fn details(&self) -> &'static str {
-        match self {
+    /// Envoy's `%RESPONSE_CODE_DETAILS%`. A cluster without any host extends Envoy's
+    /// `no_healthy_upstream` as Envoy extends its details, with a braced sub-detail:
+    /// `no_healthy_upstream{no_endpoints:<cluster>}` (whitespace in the name as `_`, as Envoy
+    /// keeps details free of whitespace).
+    pub fn details(&self) -> Cow<'static, str> {
+        let fixed = match self {
+            LocalReply::NoEndpoints { cluster } => {
+                let name: String = cluster
+                    .chars()
+                    .map(|c| if c.is_whitespace() { '_' } else { c })
+                    .collect();
+                return format!("no_healthy_upstream{{no_endpoints:{name}}}").into();
+            }
+            LocalReply::FaultAbort { .. } => "fault_filter_abort",
             LocalReply::MissingHost => "missing_host_header",
             LocalReply::NoRoute => "route_not_found",
             LocalReply::ClusterNotFound => "cluster_not_found",
@@ -142,7 +171,8 @@ impl LocalReply {
             LocalReply::UpstreamReset => {
                 "upstream_reset_before_response_started{connection_termination}"
             }
-        }
+        };
+        fixed.into()
     }
 
     /// The body (Envoy's text; empty for 400s, 404 and a missing cluster).
@@ -156,7 +186,10 @@ impl LocalReply {
             | LocalReply::DownstreamProtocolError
             | LocalReply::DownstreamDisconnected => String::new(),
             LocalReply::Overflow { .. } => OVERFLOW_BODY.to_owned(),
-            LocalReply::NoHealthyUpstream => "no healthy upstream".to_owned(),
+            LocalReply::NoHealthyUpstream | LocalReply::NoEndpoints { .. } => {
+                "no healthy upstream".to_owned()
+            }
+            LocalReply::FaultAbort { .. } => "fault filter abort".to_owned(),
             LocalReply::ConnectFailed { reason, .. } => {
                 format!("{RESET} remote connection failure, transport failure reason: {reason}")
             }
@@ -247,5 +280,35 @@ mod tests {
             Some(ResponseFlag::UpstreamRequestTimeout)
         );
         assert_eq!(LocalReply::ClusterNotFound.flag(), None);
+    }
+
+    #[test]
+    fn no_endpoints_and_fault_abort_say_why_in_envoys_shapes() {
+        let none = LocalReply::NoEndpoints {
+            cluster: "outbound|8080|v2|pyserver.demo.svc".into(),
+        };
+        assert_eq!(none.status(), 503);
+        assert_eq!(none.flag(), Some(ResponseFlag::NoHealthyUpstream));
+        assert_eq!(none.body(), "no healthy upstream");
+        assert_eq!(
+            none.details(),
+            "no_healthy_upstream{no_endpoints:outbound|8080|v2|pyserver.demo.svc}"
+        );
+        let spaced = LocalReply::NoEndpoints {
+            cluster: "a b\tc".into(),
+        };
+        assert!(!spaced.details().contains(char::is_whitespace));
+        assert_eq!(
+            LocalReply::NoHealthyUpstream.details(),
+            "no_healthy_upstream"
+        );
+        let abort = LocalReply::FaultAbort {
+            status: StatusCode::IM_A_TEAPOT,
+        };
+        assert_eq!(abort.status(), 418);
+        assert_eq!(abort.flag(), Some(ResponseFlag::FaultInjected));
+        assert_eq!(abort.body(), "fault filter abort");
+        assert_eq!(abort.details(), "fault_filter_abort");
+        assert!(abort.headers().is_empty());
     }
 }

@@ -132,6 +132,15 @@ impl Timers {
         self.idle = (!idle.is_zero()).then_some(idle);
     }
 
+    /// Replaces both timeouts, the deadline counting from now: after a fault delay, as Envoy's
+    /// route timeout starts only when the router sees the request. The delay counts as
+    /// activity (meshd held the request, the stream was not idle).
+    pub fn restart(&mut self, per_request: Duration, idle: Duration) {
+        self.progress.touch();
+        self.deadline = (!per_request.is_zero()).then(|| Instant::now() + per_request);
+        self.idle = (!idle.is_zero()).then_some(idle);
+    }
+
     /// The request's progress.
     pub fn progress(&self) -> &Arc<Progress> {
         &self.progress

@@ -16,6 +16,13 @@
 //! resolving, one info line when it is over, never one line per refresh. A change of the hosts
 //! is logged at info.
 //!
+//! An endpoint list (`Endpoints::List`: Envoy's STRICT_DNS cluster with several endpoints, as
+//! Istio writes a `ServiceEntry`'s or a subset's endpoints) resolves every entry the same way,
+//! each with its own discovery: a literal IP is its address without any lookup, a name is
+//! looked up (counted and logged as above, per name), and the cluster's hosts are the union of
+//! what every entry has now. A failed lookup keeps that entry's last hosts; an empty list is a
+//! cluster with no hosts (503 `UH`, see `LocalReply::NoEndpoints`).
+//!
 //! getaddrinfo gives no TTLs, so they are not honoured: the name is looked up every refresh
 //! whatever its TTL (what a caching resolver between meshd and the zone keeps is its own).
 
@@ -183,12 +190,59 @@ fn diff(a: &[SocketAddr], b: &[SocketAddr]) -> Vec<String> {
         .collect()
 }
 
+/// One entry of an endpoint list: its literal address, or its name's discovery.
+enum Entry {
+    Literal(SocketAddr),
+    Name(Discovery),
+}
+
+/// Resolves every entry of `list` (reusing the discoveries of entries it had before, so a
+/// failed lookup keeps that entry's last hosts); `None` when the cluster was dropped. Returns
+/// the union of every entry's hosts, sorted, without duplicates.
+async fn resolve_list(
+    cluster: &Weak<Upstream>,
+    list: &[(String, u16)],
+    entries: &mut Vec<((String, u16), Entry)>,
+) -> Option<Vec<(SocketAddr, String)>> {
+    let mut old = std::mem::take(entries);
+    for (host, port) in list {
+        let key = (host.clone(), *port);
+        let entry = match old.iter().position(|(k, _)| *k == key) {
+            Some(i) => old.swap_remove(i).1,
+            None => match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => Entry::Literal(SocketAddr::new(ip, *port)),
+                Err(_) => Entry::Name(Discovery::new()),
+            },
+        };
+        entries.push((key, entry));
+    }
+    for ((host, port), entry) in entries.iter_mut() {
+        if let Entry::Name(d) = entry {
+            cluster.upgrade()?.pool.info().counters.update_attempt.inc();
+            let answer = lookup(host, *port).await;
+            let cl = cluster.upgrade()?;
+            d.apply(&cl, host, answer);
+        }
+    }
+    let mut hosts: Vec<(SocketAddr, String)> = Vec::new();
+    for ((host, _), entry) in entries.iter() {
+        match entry {
+            Entry::Literal(a) => hosts.push((*a, String::new())),
+            Entry::Name(d) => hosts.extend(d.hosts.iter().map(|a| (*a, host.clone()))),
+        }
+    }
+    hosts.sort();
+    hosts.dedup_by(|a, b| a.0 == b.0);
+    Some(hosts)
+}
+
 /// Resolves a cluster's endpoints now and then every `refresh`, until the cluster is dropped.
 /// `eps` may change (a reload): a new name starts a new discovery.
 pub(super) fn spawn(cluster: Weak<Upstream>, eps: Arc<ArcSwap<Endpoints>>, refresh: Duration) {
     tokio::spawn(async move {
         let mut discovery = Discovery::new();
         let mut current: Option<(String, u16)> = None;
+        let mut entries = Vec::new();
         loop {
             let endpoints = eps.load_full();
             let hosts = match &*endpoints {
@@ -209,15 +263,10 @@ pub(super) fn spawn(cluster: Weak<Upstream>, eps: Arc<ArcSwap<Endpoints>>, refre
                         .apply(&cl, hostname, answer)
                         .map(|v| v.into_iter().map(|a| (a, hostname.clone())).collect())
                 }
-                // Literal addresses only, until lists are resolved entry by entry.
-                Endpoints::List(list) => Some(
-                    list.iter()
-                        .filter_map(|(h, p)| {
-                            let ip = h.parse::<std::net::IpAddr>().ok()?;
-                            Some((SocketAddr::new(ip, *p), h.clone()))
-                        })
-                        .collect(),
-                ),
+                Endpoints::List(list) => match resolve_list(&cluster, list, &mut entries).await {
+                    Some(hosts) => Some(hosts),
+                    None => return,
+                },
                 Endpoints::LocalListener { .. } | Endpoints::Slots => None,
             };
             let Some(cl) = cluster.upgrade() else { return };

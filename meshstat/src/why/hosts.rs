@@ -192,7 +192,7 @@ pub fn no_healthy_host(f: &NoHealthyHost) -> String {
         plural(n, "request", "requests")
     );
     if f.hosts == 0 {
-        s.push_str("; the cluster has no host now.");
+        s.push_str("; the cluster has no endpoints now (no host to send to).");
     } else if f.out.is_empty() {
         s.push_str(&format!(
             "; all {} {} in rotation again now.",
