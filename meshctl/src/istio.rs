@@ -112,7 +112,7 @@ pub fn tables(entries: &[Value], wide: bool) -> String {
         for e in entries {
             let Some(r) = e.get("resource") else { continue };
             let istio_kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
-            if istio_kind.to_ascii_lowercase() != kind.wrapper_key().to_ascii_lowercase() {
+            if !istio_kind.eq_ignore_ascii_case(kind.wrapper_key()) {
                 continue;
             }
             let meta = r.get("metadata");
