@@ -217,7 +217,7 @@ pub enum Format {
     Text,
     /// JSON.
     Json,
-    /// YAML (describe and validate; apply prints text).
+    /// YAML (describe; the other commands print text).
     Yaml,
 }
 

@@ -175,6 +175,37 @@ fn istio_objects_apply_list_describe_and_delete_like_app_mesh_kinds() {
     let v: serde_json::Value = serde_json::from_str(&d.stdout).expect("json");
     assert_eq!(v["kind"], "ServiceEntry", "{d:?}");
 
+    // A name both kinds have: `describe vs` says so and how to pick one.
+    let same = write(
+        work.path(),
+        "same-name.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: color-paths}\n\
+         spec:\n  hosts: [reviews.bookinfo]\n  http:\n  - route: [{destination: {host: reviews.bookinfo}}]\n",
+    );
+    ok(&m, &["apply", "-f", &same]);
+    let r = meshctl(&m.socket, &["describe", "vs", "color-paths"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("virtualservice.appmesh.k8s.aws color-paths")
+            && r.stderr
+                .contains("virtualservice.networking.istio.io color-paths"),
+        "{r:?}"
+    );
+    let d = ok(
+        &m,
+        &["describe", "virtualservice.appmesh.k8s.aws", "color-paths"],
+    );
+    assert!(d.stdout.contains("\"virtualService\""), "{d:?}");
+    ok(
+        &m,
+        &[
+            "delete",
+            "virtualservice.networking.istio.io",
+            "color-paths",
+        ],
+    );
+
     // delete each kind (the route's subsets first: the VirtualService).
     for (kind, name, file) in [
         ("vs", "reviews", "virtualservice-reviews.yaml"),
