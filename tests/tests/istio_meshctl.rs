@@ -206,6 +206,15 @@ fn istio_objects_apply_list_describe_and_delete_like_app_mesh_kinds() {
         ],
     );
 
+    // A DestinationRule whose subsets a route uses is still needed.
+    let r = meshctl(&m.socket, &["delete", "dr", "reviews"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("still needed") && r.stderr.contains("subset \"v1\""),
+        "{r:?}"
+    );
+    assert!(config.join("destinationrule-reviews.yaml").exists());
+
     // delete each kind (the route's subsets first: the VirtualService).
     for (kind, name, file) in [
         ("vs", "reviews", "virtualservice-reviews.yaml"),

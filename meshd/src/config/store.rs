@@ -535,6 +535,10 @@ pub fn resolve<'a>(
                 ))
             })
         }
+        _ if kind.is_istio() => Err(StoreError::BadRequest(format!(
+            "{words}/{name} exists in several namespaces ({}): pass --namespace NAME",
+            meshes.into_iter().collect::<Vec<_>>().join(", ")
+        ))),
         _ => Err(StoreError::BadRequest(format!(
             "{words}/{name} exists in several meshes ({}): pass --mesh NAME",
             meshes.into_iter().collect::<Vec<_>>().join(", ")
@@ -571,6 +575,19 @@ pub fn plan_delete(
     };
     let (file, _) = entries.remove(i);
     let rest = MeshSet::from_resources(entries).map_err(StoreError::Invalid)?;
+    if key.kind.is_istio() {
+        // Istio objects refer to each other by host and subset: refused while the rest would
+        // not be valid without it (a route to a subset of this DestinationRule).
+        let broken: Vec<String> = rest.validate().iter().map(ToString::to_string).collect();
+        if !broken.is_empty() {
+            return Err(StoreError::InUse(format!(
+                "{key} in namespace \"{}\" is still needed: without it, {}; delete or change \
+                 those first",
+                key.mesh,
+                broken.join("; ")
+            )));
+        }
+    }
     let changes = file_changes(&rest, &BTreeSet::from([file]));
 
     let mut deleted = target;
