@@ -172,3 +172,26 @@ pub fn tables(entries: &[Value], wide: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vs_names_both_virtual_service_kinds_and_the_long_names_one_each() {
+        let both = vec![Kind::VirtualService, Kind::IstioVirtualService];
+        for word in ["vs", "VirtualService", "virtualservices"] {
+            assert_eq!(kinds_for(word).expect(word), both);
+        }
+        assert_eq!(
+            kinds_for("virtualservice.appmesh.k8s.aws").expect("app mesh"),
+            [Kind::VirtualService]
+        );
+        assert_eq!(
+            kinds_for("virtualservice.networking.istio.io").expect("istio"),
+            [Kind::IstioVirtualService]
+        );
+        assert_eq!(kinds_for("dr").expect("dr"), [Kind::DestinationRule]);
+        assert!(kinds_for("gateway.networking.istio.io").is_err());
+    }
+}
