@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Applies, lists, describes and deletes mesh resources (App Mesh JSON) through meshd's control
-/// socket.
+/// Applies, lists, describes and deletes mesh resources (App Mesh JSON; Istio's
+/// DestinationRule, VirtualService, ServiceEntry and WorkloadEntry in YAML or JSON) through
+/// meshd's control socket.
 #[derive(Debug, Parser)]
 #[command(
     name = "meshctl",
@@ -23,9 +24,17 @@ use clap::{Parser, Subcommand, ValueEnum};
   meshctl diff -f vn-green.json --config-dir /etc/meshd    # what an apply would change
   sudo meshctl capture enable --ignore-uid meshd          # apps' outbound TCP into meshd
   meshctl validate -f config/ -o json | jq .notInForce   # accepted settings not in force yet
+  meshctl apply -f reviews.yaml               # Istio objects, several documents (---)
+  meshctl get dr                              # NAME NAMESPACE HOST SUBSETS
+  meshctl get vs                              # App Mesh and Istio virtual services
+  meshctl describe dr reviews -n bookinfo     # YAML, plus `not in force` lines on stderr
+  meshctl delete se reviews-vm
 
 Kinds: mesh, virtualnode (vn), virtualgateway (vg), gatewayroute (gr), virtualrouter (vr),
 route (rt), virtualservice (vs); also virtual-node, VirtualNode, plurals.
+Istio kinds: destinationrule (dr), serviceentry (se), workloadentry (we),
+virtualservice.networking.istio.io. `vs` lists both virtual service kinds; where a name is
+both, pick with virtualservice.appmesh.k8s.aws or virtualservice.networking.istio.io.
 
 Exit codes: 0 ok, 1 failure (no daemon, refused, not found, in use), 2 invalid input or usage."
 )]
@@ -39,8 +48,15 @@ pub struct Cli {
     )]
     pub socket: PathBuf,
 
-    /// The mesh, when a name exists in several meshes.
-    #[arg(long, global = true, value_name = "NAME")]
+    /// The mesh, when a name exists in several meshes; for Istio kinds the namespace
+    /// (`--namespace`, `-n`).
+    #[arg(
+        long,
+        short = 'n',
+        visible_alias = "namespace",
+        global = true,
+        value_name = "NAME"
+    )]
     pub mesh: Option<String>,
 
     /// What to do.
@@ -54,8 +70,9 @@ pub enum Command {
     /// Create or update resources: validated against the whole mesh, written to meshd's config
     /// directory and in force before this returns. All or nothing.
     Apply {
-        /// A resource file (one resource or an array; CLI input or describe output), a
-        /// directory of *.json files, or - for stdin. Repeatable.
+        /// A resource file (one resource or an array; CLI input or describe output; *.yaml and
+        /// *.yml files are YAML, several documents each), a directory of *.json/*.yaml/*.yml
+        /// files, or - for stdin (JSON or YAML). Repeatable.
         #[arg(
             short = 'f',
             long = "filename",
@@ -207,10 +224,12 @@ pub enum CaptureAction {
 /// Output of apply and describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// For people.
+    /// For people (describe: JSON for App Mesh kinds, YAML for Istio's).
     Text,
     /// JSON.
     Json,
+    /// YAML (describe; the other commands print text).
+    Yaml,
 }
 
 /// Output of get.
@@ -222,4 +241,6 @@ pub enum GetFormat {
     Wide,
     /// The describe JSON of every resource.
     Json,
+    /// The same as YAML documents.
+    Yaml,
 }

@@ -3,9 +3,10 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use mesh_core::istio::yaml_documents;
 use mesh_core::model::{
-    not_in_force, parse_document, read_config_dir, ConfigError, MeshSet, NotInForce, Resource,
-    MAX_FILE_BYTES,
+    is_yaml, not_in_force, parse_document, parse_yaml_document, read_config_dir, ConfigError,
+    MeshSet, NotInForce, Resource, MAX_FILE_BYTES,
 };
 use serde_json::Value;
 
@@ -22,7 +23,7 @@ pub struct Document {
     pub resources: Vec<Resource>,
 }
 
-/// Reads every input: files, the `*.json` files of directories (sorted, not recursive) and
+/// Reads every input: files, the `*.json`/`*.yaml`/`*.yml` files of directories (sorted, not recursive) and
 /// stdin. Parse errors of all documents are returned together (exit 2).
 pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
     // (name for errors, text) of every document, in order.
@@ -50,7 +51,7 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
             errors.extend(listing.errors);
             if listing.files.is_empty() && errors.is_empty() {
                 return Err(Error::Usage(format!(
-                    "{} : no resource files (*.json) in this directory",
+                    "{} : no resource files (*.json, *.yaml, *.yml) in this directory",
                     input.display()
                 )));
             }
@@ -77,10 +78,31 @@ pub fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<Document>, Error> {
     }
     let mut docs = Vec::new();
     for (name, text) in texts {
-        match parse_document(&name, &text) {
+        // stdin is YAML unless it starts as JSON does.
+        let yaml = is_yaml(&name)
+            || (name.as_os_str() == "<stdin>" && !text.trim_start().starts_with(['{', '[']));
+        let parsed = if yaml {
+            parse_yaml_document(&name, &text)
+        } else {
+            parse_document(&name, &text)
+        };
+        match parsed {
             Ok(resources) => {
-                // parse_document accepted it, so it is JSON.
-                let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                // parse_document accepted it, so it is JSON, or YAML whose documents are
+                // sent as one JSON array (an array document's items spliced in).
+                let value = if yaml {
+                    let docs = yaml_documents(&text).unwrap_or_default();
+                    Value::Array(
+                        docs.into_iter()
+                            .flat_map(|d| match d {
+                                Value::Array(items) => items,
+                                other => vec![other],
+                            })
+                            .collect(),
+                    )
+                } else {
+                    serde_json::from_str(&text).unwrap_or(Value::Null)
+                };
                 docs.push(Document {
                     file: name,
                     value,
@@ -104,6 +126,9 @@ pub struct Validated {
     pub count: usize,
     /// Their settings that are accepted but not in force yet.
     pub not_in_force: Vec<NotInForce>,
+    /// Problems that do not refuse the set ([`MeshSet::warnings`]); empty when references
+    /// were not checked.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Checks documents offline: every resource on its own, then (unless `no_references`) the
@@ -115,15 +140,18 @@ pub fn validate(docs: &[Document], no_references: bool) -> Result<Validated, Err
         .collect();
     let count = resources.len();
     let set = MeshSet::from_resources(resources).map_err(Error::Invalid)?;
+    let mut warnings = Vec::new();
     if !no_references {
         let errors: Vec<ConfigError> = set.validate();
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
+        warnings = set.warnings();
     }
     Ok(Validated {
         count,
         not_in_force: not_in_force(&set),
+        warnings,
     })
 }
 

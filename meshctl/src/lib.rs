@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod explain;
 pub mod input;
+pub mod istio;
 pub mod offline;
 pub mod output;
 
@@ -139,6 +140,9 @@ fn validate(
         (Err(e), _) => return Err(e),
     };
     let files = input::file_count(&docs);
+    for w in &valid.warnings {
+        eprintln!("warning: {w}");
+    }
     if output == Format::Json {
         return print(&pretty(&json!({
             "valid": true,
@@ -147,6 +151,7 @@ fn validate(
             "referencesChecked": !no_references,
             "errors": [],
             "notInForce": valid.not_in_force,
+            "warnings": valid.warnings.iter().map(output::config_error_json).collect::<Vec<_>>(),
         })));
     }
     let refs = if no_references {
@@ -277,6 +282,15 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
                     None => String::new(),
                 };
                 out.push_str(&format!("{name} {action}{elsewhere}{suffix}\n"));
+                for w in r
+                    .get("warnings")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    eprintln!("warning: {w}");
+                }
             }
             print(&out)
         }
@@ -285,38 +299,62 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             name,
             output,
         } => {
-            let k = k.as_deref().map(kind).transpose()?;
-            let q = query(&[
-                ("kind", k.map(Kind::as_str)),
-                ("name", name.as_deref()),
-                ("mesh", mesh),
-            ]);
-            let reply = client
-                .call(Method::GET, &format!("/v1/resources?{q}"), None)
-                .await?;
-            let body = check(reply, "get")?;
-            let entries: Vec<Value> = body
-                .get("resources")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let kinds = k.as_deref().map(istio::kinds_for).transpose()?;
+            let mut entries: Vec<Value> = Vec::new();
+            for k in kinds
+                .clone()
+                .map_or(vec![None], |ks| ks.into_iter().map(Some).collect())
+            {
+                let q = query(&[
+                    ("kind", k.map(Kind::as_str)),
+                    ("name", name.as_deref()),
+                    ("mesh", mesh),
+                ]);
+                let reply = client
+                    .call(Method::GET, &format!("/v1/resources?{q}"), None)
+                    .await?;
+                let body = check(reply, "get")?;
+                entries.extend(
+                    body.get("resources")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
             if let (Some(n), true) = (&name, entries.is_empty()) {
-                let what = k.map(Kind::as_str).unwrap_or("resource");
+                let what = k.as_deref().unwrap_or("resource");
                 return Err(Error::Runtime(format!(
                     "get : {what}/{n} not found; `meshctl get` lists every resource"
                 )));
             }
+            let (istio_entries, app_mesh): (Vec<Value>, Vec<Value>) =
+                entries.iter().cloned().partition(istio::is_istio_entry);
             match output {
                 GetFormat::Json => {
                     let list: Vec<Value> = entries.iter().filter_map(output::get_json).collect();
                     print(&pretty(&Value::Array(list)))
                 }
-                GetFormat::Table if entries.is_empty() => {
+                GetFormat::Yaml => {
+                    let list: Vec<Value> = entries.iter().filter_map(output::get_json).collect();
+                    print(&mesh_core::istio::to_yaml(&list))
+                }
+                GetFormat::Table | GetFormat::Wide if entries.is_empty() => {
                     eprintln!("meshctl: get : no resources found");
                     Ok(())
                 }
-                GetFormat::Table => print(&output::table(&entries, false)),
-                GetFormat::Wide => print(&output::table(&entries, true)),
+                GetFormat::Table | GetFormat::Wide => {
+                    let wide = output == GetFormat::Wide;
+                    let mut text = String::new();
+                    if !app_mesh.is_empty() {
+                        text.push_str(&output::table(&app_mesh, wide));
+                    }
+                    let istio_text = istio::tables(&istio_entries, wide);
+                    if !text.is_empty() && !istio_text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&istio_text);
+                    print(&text)
+                }
             }
         }
         Command::Describe {
@@ -326,16 +364,8 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             no_live,
             output,
         } => {
-            let k = kind(&k)?;
-            let q = query(&[
-                ("kind", Some(k.as_str())),
-                ("name", Some(&name)),
-                ("mesh", mesh),
-            ]);
-            let reply = client
-                .call(Method::GET, &format!("/v1/resource?{q}"), None)
-                .await?;
-            let body = check(reply, &format!("describe {k}/{name}"))?;
+            let kinds = istio::kinds_for(&k)?;
+            let (k, body) = istio::find_one(client, &kinds, &name, mesh, "describe").await?;
             for note in not_in_force_notes(&body) {
                 eprintln!("meshctl: {note}");
             }
@@ -347,6 +377,10 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             let resource = body.get("resource").cloned().unwrap_or(Value::Null);
             let state = body.get("live").filter(|v| !v.is_null());
             let show_live = !no_live && (live || std::io::stdout().is_terminal());
+            if output == Format::Yaml || (output == Format::Text && k.is_istio()) {
+                // Istio users read and write YAML; an Istio object has no live state here.
+                return print(&mesh_core::istio::to_yaml(&[resource]));
+            }
             if output == Format::Json {
                 let mut out = output::get_json(&body).unwrap_or(Value::Null);
                 if let (true, Some(s), Some(obj)) = (show_live, state, out.as_object_mut()) {
@@ -389,7 +423,15 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             name,
             dry_run,
         } => {
-            let k = kind(&k)?;
+            let kinds = istio::kinds_for(&k)?;
+            let k = match kinds.as_slice() {
+                [one] => *one,
+                _ => {
+                    istio::find_one(client, &kinds, &name, mesh, "delete")
+                        .await?
+                        .0
+                }
+            };
             let dry = dry_run.then_some("true");
             let q = query(&[
                 ("kind", Some(k.as_str())),
@@ -404,6 +446,7 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             let suffix = if dry_run { " (dry run)" } else { "" };
             let label = body
                 .get("resource")
+                .filter(|_| !k.is_istio())
                 .and_then(|w| w.as_object())
                 .and_then(|w| w.iter().next())
                 .map(|(_, inner)| {

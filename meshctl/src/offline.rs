@@ -28,6 +28,9 @@ fn store_error(e: StoreError) -> Error {
 pub fn apply(dir: &Path, files: &[PathBuf], dry_run: bool, output: Format) -> Result<(), Error> {
     let docs = documents(files)?;
     let outcomes = meshd::config::offline::apply(dir, docs, dry_run).map_err(store_error)?;
+    for w in outcomes.iter().flat_map(|o| &o.warnings) {
+        eprintln!("warning: {w}");
+    }
     if output == Format::Json {
         let results: Vec<Value> = outcomes.iter().map(result_json).collect();
         return print(&crate::pretty(

@@ -85,6 +85,11 @@ pub fn table(entries: &[Value], wide: bool) -> String {
         }
         rows.push(cols);
     }
+    align(rows)
+}
+
+/// Rows as aligned columns, three spaces apart, trailing blanks trimmed.
+pub fn align(rows: Vec<Vec<String>>) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

@@ -427,8 +427,9 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
             if !dry_run && o.action != store::Action::Unchanged {
                 tracing::info!(uid = caller.map(|c| c.uid), resource = %o.resource.label(), action = o.action.as_str(), file = %o.file.display(), "applied");
             }
+            let warnings: Vec<String> = o.warnings.iter().map(ToString::to_string).collect();
             json!({"resource": o.resource.label(), "action": o.action.as_str(),
-                   "file": o.file.display().to_string(),
+                   "file": o.file.display().to_string(), "warnings": warnings,
                    "version": o.resource.metadata().and_then(|m| m.version),
                    "servedElsewhere": elsewhere})
         })

@@ -298,3 +298,14 @@ fn to_json(v: serde_yaml_ng::Value) -> Result<Value, String> {
         Y::Tagged(t) => to_json(t.value)?,
     })
 }
+
+/// `values` as one YAML text, documents separated by `---` (what meshd writes for a `*.yaml`
+/// file it changes; comments of a hand-written file are not kept).
+pub fn to_yaml(values: &[Value]) -> String {
+    values
+        .iter()
+        // JSON values always have a YAML form.
+        .map(|v| serde_yaml_ng::to_string(v).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}

@@ -19,16 +19,25 @@
 mod destination_rule;
 mod document;
 mod duration;
+mod not_in_force;
+mod references;
 mod service_entry;
 mod validate;
+mod validate_se;
+mod validate_vs;
 mod virtual_service;
 
 pub use destination_rule::*;
-pub use document::{parse_object, yaml_documents, IstioResource, IstioSpec, ObjectMeta, API_GROUP};
+pub use document::{
+    parse_object, to_yaml, yaml_documents, IstioResource, IstioSpec, ObjectMeta, API_GROUP,
+};
 pub use duration::IstioDuration;
+pub(crate) use references::warnings;
 pub use service_entry::*;
 pub(crate) use validate::{check_references, check_resource, not_in_force};
 pub use virtual_service::*;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validate_tests;

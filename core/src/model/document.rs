@@ -41,21 +41,7 @@ const DETECTION_ORDER: [Kind; 7] = [
 /// an array of them, read as its JSON equivalent.
 pub fn parse_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<ConfigError>> {
     if is_yaml(file) {
-        let docs = crate::istio::yaml_documents(text)
-            .map_err(|e| vec![ConfigError::new(file, None, "", e)])?;
-        let mut resources = Vec::new();
-        let mut errors = Vec::new();
-        for doc in &docs {
-            match parse_value(file, doc) {
-                Ok(r) => resources.extend(r),
-                Err(e) => errors.extend(e),
-            }
-        }
-        return if errors.is_empty() {
-            Ok(resources)
-        } else {
-            Err(errors)
-        };
+        return parse_yaml_document(file, text);
     }
     let invalid = |e: serde_json::Error| {
         vec![ConfigError::new(
@@ -85,6 +71,26 @@ pub fn parse_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<Conf
     }
     let value: Value = serde_json::from_str(text).map_err(invalid)?;
     parse_value(file, &value)
+}
+
+/// [`parse_document`] for a YAML text whatever the file's name (stdin): every document (`---`
+/// separated) is a resource or an array of them, read as its JSON equivalent.
+pub fn parse_yaml_document(file: &Path, text: &str) -> Result<Vec<Resource>, Vec<ConfigError>> {
+    let docs = crate::istio::yaml_documents(text)
+        .map_err(|e| vec![ConfigError::new(file, None, "", e)])?;
+    let mut resources = Vec::new();
+    let mut errors = Vec::new();
+    for doc in &docs {
+        match parse_value(file, doc) {
+            Ok(r) => resources.extend(r),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(resources)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Whether `file` is named as YAML (`*.yaml`, `*.yml`).

@@ -48,7 +48,7 @@ mod validate_listener;
 mod validate_route;
 
 pub use common::*;
-pub use document::{is_yaml, parse_document, parse_value};
+pub use document::{is_yaml, parse_document, parse_value, parse_yaml_document};
 pub(crate) use error::polish_serde_message;
 pub use error::{ConfigError, InvalidValue};
 pub use gateway::*;

@@ -15,7 +15,8 @@ type Found = Vec<(String, String)>;
 /// Whether `r` (in the same mesh) refers to the resource `kind`/`name`.
 pub(crate) fn refers_to(r: &Resource, kind: Kind, name: &str) -> bool {
     match (kind, r) {
-        (Kind::Mesh, _) => true,
+        // An Istio namespace is not an App Mesh mesh, even when the names are equal.
+        (Kind::Mesh, r) => !r.kind().is_istio(),
         (Kind::VirtualNode, Resource::Route(route)) => route
             .weighted_targets()
             .iter()

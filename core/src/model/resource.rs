@@ -238,7 +238,11 @@ impl FromStr for Kind {
             "gatewayroute" | "gatewayroutes" | "gr" | "grs" => Kind::GatewayRoute,
             "virtualrouter" | "virtualrouters" | "vr" | "vrs" => Kind::VirtualRouter,
             "route" | "routes" | "rt" | "rts" => Kind::Route,
-            "virtualservice" | "virtualservices" | "vs" => Kind::VirtualService,
+            "virtualservice"
+            | "virtualservices"
+            | "vs"
+            | "virtualservice.appmesh.k8s.aws"
+            | "virtualservices.appmesh.k8s.aws" => Kind::VirtualService,
             "destinationrule" | "destinationrules" | "dr" | "drs" => Kind::DestinationRule,
             "virtualservice.networking.istio.io"
             | "virtualservices.networking.istio.io"

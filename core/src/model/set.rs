@@ -54,7 +54,7 @@ impl MeshSet {
         }
         if listing.files.is_empty() {
             return Err(dir_error(
-                "no resource files (*.json) in the config directory".to_string(),
+                "no resource files (*.json, *.yaml, *.yml) in the config directory".to_string(),
             ));
         }
         MeshSet::from_resources(super::source::parse_files(&listing.files)?)
@@ -125,6 +125,13 @@ impl MeshSet {
             );
         }
         errors
+    }
+
+    /// Problems that do not stop the set from loading, for meshd's log and meshctl's stderr:
+    /// an Istio DestinationRule or VirtualService for a host that no ServiceEntry (and no App
+    /// Mesh virtual node's DNS name) provides. Callers show them as warnings (exit 0).
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        crate::istio::warnings(self)
     }
 
     fn check_duplicates(&self, errors: &mut Vec<ConfigError>) {

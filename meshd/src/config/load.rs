@@ -88,6 +88,9 @@ pub fn compile_loaded(loaded: Loaded, overrides: &Overrides) -> Compiled {
     let (selection, overrides) = select(&loaded.set, overrides);
     let runtime = compile(&loaded.set, &overrides);
     let not_in_force = not_in_force(&loaded.set);
+    for w in loaded.set.warnings() {
+        tracing::warn!(file = %w.file.display(), resource = w.resource.as_deref().unwrap_or(""), path = %w.path, "{w}");
+    }
     Compiled {
         loaded,
         runtime,

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use mesh_core::istio::{to_yaml, yaml_documents};
 use mesh_core::model::{
-    ConfigError, Kind, MeshSet, Resource, ResourceKey, ResourceMetadata, ResourceStatus,
+    is_yaml, ConfigError, Kind, MeshSet, Resource, ResourceKey, ResourceMetadata, ResourceStatus,
     StatusCode, Timestamp,
 };
 
@@ -65,6 +66,9 @@ pub struct Outcome {
     pub action: Action,
     /// The file it lives in.
     pub file: PathBuf,
+    /// What does not refuse the apply but the user should know ([`MeshSet::warnings`] of the
+    /// resource), files named as the user gave them.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Why a control call was refused or failed.
@@ -194,6 +198,10 @@ pub fn complete_metadata(r: &mut Resource, now: &Timestamp) -> bool {
 
 /// Whether a resource carries complete metadata and a status.
 fn has_complete_metadata(r: &Resource) -> bool {
+    if r.kind().is_istio() {
+        // Istio objects carry no App Mesh metadata: nothing is ever stamped into them.
+        return true;
+    }
     let mut copy = r.clone();
     !complete_metadata(&mut copy, &Timestamp::Text(String::new()))
 }
@@ -208,6 +216,23 @@ fn content(r: &Resource) -> serde_json::Value {
 }
 
 // === files ===
+
+/// The bytes meshd writes for a `*.yaml`/`*.yml` file holding `resources`: one YAML document
+/// each (`---` separated), in the shapes [`render_file`] gives them. A hand-written file's
+/// comments and layout are not kept; its resources, order and values are.
+pub fn render_yaml_file(resources: &[&Resource], flat: &BTreeSet<ResourceKey>) -> Vec<u8> {
+    let values: Vec<serde_json::Value> = resources
+        .iter()
+        .map(|r| {
+            if flat.contains(&r.key()) {
+                r.to_json()
+            } else {
+                r.to_describe_json()
+            }
+        })
+        .collect();
+    to_yaml(&values).into_bytes()
+}
 
 /// The bytes meshd writes for a file holding `resources`: one object, or an array. Each
 /// resource keeps the shape it had in the file (`flat` holds the keys written as CLI input, with
@@ -238,10 +263,20 @@ fn read_file(file: &Path, bytes: &[u8]) -> (Vec<Resource>, BTreeSet<ResourceKey>
     let Ok(resources) = mesh_core::model::parse_document(file, text) else {
         return Default::default();
     };
-    let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    let items = match value {
-        serde_json::Value::Array(items) => items,
-        other => vec![other],
+    let items = if is_yaml(file) {
+        yaml_documents(text)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|v| match v {
+                serde_json::Value::Array(items) => items,
+                other => vec![other],
+            })
+            .collect()
+    } else {
+        match serde_json::from_str(text).unwrap_or_default() {
+            serde_json::Value::Array(items) => items,
+            other => vec![other],
+        }
     };
     let flat = resources
         .iter()
@@ -262,8 +297,9 @@ fn occupied(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-/// The file a new resource goes to: `<kind>-<name>.json` (`route-<router>-<name>.json`), or
-/// with the mesh in the name when that file already exists.
+/// The file a new resource goes to: `<kind>-<name>.json` (`route-<router>-<name>.json`;
+/// `<istio kind>-<name>.yaml` for an Istio object), or with the mesh (namespace) in the name
+/// when that file already exists.
 fn new_file_for(dir: &Path, r: &Resource, taken: &BTreeSet<PathBuf>) -> PathBuf {
     let clean = |s: &str| -> String {
         s.chars()
@@ -277,10 +313,14 @@ fn new_file_for(dir: &Path, r: &Resource, taken: &BTreeSet<PathBuf>) -> PathBuf 
             .collect()
     };
     let qualified = clean(&r.key().qualified_name().replace('/', "-"));
-    let kind = r.kind().as_str();
+    // Istio objects go to YAML files named by Istio's kind (`destinationrule-reviews.yaml`).
+    let (kind, ext) = match r {
+        Resource::Istio(i) => (i.kind_name().to_ascii_lowercase(), "yaml"),
+        _ => (r.kind().as_str().to_string(), "json"),
+    };
     let candidates = [
-        format!("{kind}-{qualified}.json"),
-        format!("{kind}-{}-{qualified}.json", clean(r.mesh())),
+        format!("{kind}-{qualified}.{ext}"),
+        format!("{kind}-{}-{qualified}.{ext}", clean(r.mesh())),
     ];
     for name in candidates.iter() {
         let path = dir.join(name.trim_start_matches('.'));
@@ -289,7 +329,7 @@ fn new_file_for(dir: &Path, r: &Resource, taken: &BTreeSet<PathBuf>) -> PathBuf 
         }
     }
     for i in 2.. {
-        let path = dir.join(format!("{kind}-{}-{qualified}-{i}.json", clean(r.mesh())));
+        let path = dir.join(format!("{kind}-{}-{qualified}-{i}.{ext}", clean(r.mesh())));
         if !occupied(&path) && !taken.contains(&path) {
             return path;
         }
@@ -361,6 +401,7 @@ pub fn plan_apply(
                     resource: existing.clone(),
                     action: Action::Unchanged,
                     file,
+                    warnings: Vec::new(),
                 });
                 continue;
             }
@@ -386,6 +427,7 @@ pub fn plan_apply(
                 resource: r,
                 action,
                 file,
+                warnings: Vec::new(),
             });
         } else {
             r.set_metadata(None);
@@ -399,23 +441,30 @@ pub fn plan_apply(
                 resource: r,
                 action: Action::Created,
                 file,
+                warnings: Vec::new(),
             });
         }
     }
 
     let set = MeshSet::from_resources(entries).map_err(StoreError::Invalid)?;
-    let errors: Vec<ConfigError> = set
-        .validate()
-        .into_iter()
-        .map(|mut e| {
-            if let Some(src) = e.resource.as_ref().and_then(|l| user_file.get(l)) {
-                e.file = src.clone();
-            }
-            e
-        })
-        .collect();
+    let to_user_file = |mut e: ConfigError| {
+        if let Some(src) = e.resource.as_ref().and_then(|l| user_file.get(l)) {
+            e.file = src.clone();
+        }
+        e
+    };
+    let errors: Vec<ConfigError> = set.validate().into_iter().map(to_user_file).collect();
     if !errors.is_empty() {
         return Err(StoreError::Invalid(errors));
+    }
+    let warnings: Vec<ConfigError> = set.warnings().into_iter().map(to_user_file).collect();
+    for o in &mut outcomes {
+        let label = o.resource.label();
+        o.warnings = warnings
+            .iter()
+            .filter(|w| w.resource.as_deref() == Some(label.as_str()))
+            .cloned()
+            .collect();
     }
     Ok((outcomes, file_changes(&set, &dirty)))
 }
@@ -443,7 +492,13 @@ fn file_changes(set: &MeshSet, dirty: &BTreeSet<PathBuf>) -> Vec<FileChange> {
             });
             FileChange {
                 path: path.clone(),
-                new: (!resources.is_empty()).then(|| render_file(&resources, &flat)),
+                new: (!resources.is_empty()).then(|| {
+                    if is_yaml(path) {
+                        render_yaml_file(&resources, &flat)
+                    } else {
+                        render_file(&resources, &flat)
+                    }
+                }),
                 old,
             }
         })
@@ -480,6 +535,10 @@ pub fn resolve<'a>(
                 ))
             })
         }
+        _ if kind.is_istio() => Err(StoreError::BadRequest(format!(
+            "{words}/{name} exists in several namespaces ({}): pass --namespace NAME",
+            meshes.into_iter().collect::<Vec<_>>().join(", ")
+        ))),
         _ => Err(StoreError::BadRequest(format!(
             "{words}/{name} exists in several meshes ({}): pass --mesh NAME",
             meshes.into_iter().collect::<Vec<_>>().join(", ")
@@ -516,6 +575,19 @@ pub fn plan_delete(
     };
     let (file, _) = entries.remove(i);
     let rest = MeshSet::from_resources(entries).map_err(StoreError::Invalid)?;
+    if key.kind.is_istio() {
+        // Istio objects refer to each other by host and subset: refused while the rest would
+        // not be valid without it (a route to a subset of this DestinationRule).
+        let broken: Vec<String> = rest.validate().iter().map(ToString::to_string).collect();
+        if !broken.is_empty() {
+            return Err(StoreError::InUse(format!(
+                "{key} in namespace \"{}\" is still needed: without it, {}; delete or change \
+                 those first",
+                key.mesh,
+                broken.join("; ")
+            )));
+        }
+    }
     let changes = file_changes(&rest, &BTreeSet::from([file]));
 
     let mut deleted = target;

@@ -246,7 +246,7 @@ fn empty_or_missing_directory_is_an_error_naming_it() {
     assert_eq!(errors[0].file, dir.path());
     assert!(errors[0]
         .to_string()
-        .ends_with("no resource files (*.json) in the config directory"));
+        .ends_with("no resource files (*.json, *.yaml, *.yml) in the config directory"));
 
     let missing = dir.path().join("nope");
     let errors = MeshSet::load_dir(&missing).expect_err("missing dir");
