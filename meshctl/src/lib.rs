@@ -377,8 +377,7 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
             let resource = body.get("resource").cloned().unwrap_or(Value::Null);
             let state = body.get("live").filter(|v| !v.is_null());
             let show_live = !no_live && (live || std::io::stdout().is_terminal());
-            if output == Format::Yaml || (output == Format::Text && k.is_istio()) {
-                // Istio users read and write YAML; an Istio object has no live state here.
+            if output == Format::Yaml {
                 return print(&mesh_core::istio::to_yaml(&[resource]));
             }
             if output == Format::Json {
@@ -388,7 +387,12 @@ async fn remote(client: &Client, mesh: Option<&str>, command: Command) -> Result
                 }
                 return print(&pretty(&out));
             }
-            let mut text = pretty(&resource);
+            // Istio users read and write YAML.
+            let mut text = if k.is_istio() {
+                mesh_core::istio::to_yaml(&[resource])
+            } else {
+                pretty(&resource)
+            };
             if show_live {
                 match state {
                     // A DestinationRule: the clusters it shapes here, client and server side.

@@ -78,6 +78,14 @@ impl Problems {
         }
     }
 
+    /// An idle timeout: `0s` (never close an idle connection, as Istio documents for
+    /// `tcp.idleTimeout`) or at least 1 ms.
+    pub(super) fn idle_timeout(&mut self, path: &str, value: &Option<IstioDuration>) {
+        if value.as_ref().is_some_and(|d| !d.get().is_zero()) {
+            self.duration(path, value);
+        }
+    }
+
     /// A DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters).
     pub(super) fn label(&mut self, path: &str, what: &str, value: &str) {
         if !is_dns1123_label(value) {
@@ -282,7 +290,7 @@ fn connection_pool(p: &mut Problems, path: &str, pool: &ConnectionPoolSettings) 
     if let Some(tcp) = &pool.tcp {
         p.count(&format!("{path}.tcp.maxConnections"), tcp.max_connections);
         p.duration(&format!("{path}.tcp.connectTimeout"), &tcp.connect_timeout);
-        p.duration(&format!("{path}.tcp.idleTimeout"), &tcp.idle_timeout);
+        p.idle_timeout(&format!("{path}.tcp.idleTimeout"), &tcp.idle_timeout);
         p.duration(
             &format!("{path}.tcp.maxConnectionDuration"),
             &tcp.max_connection_duration,
@@ -306,7 +314,7 @@ fn connection_pool(p: &mut Problems, path: &str, pool: &ConnectionPoolSettings) 
         );
         p.count(&at("maxRetries"), http.max_retries);
         p.count(&at("maxConcurrentStreams"), http.max_concurrent_streams);
-        p.duration(&at("idleTimeout"), &http.idle_timeout);
+        p.idle_timeout(&at("idleTimeout"), &http.idle_timeout);
     }
 }
 

@@ -174,6 +174,12 @@ fn negative_limits_and_counts_are_refused() {
         &dr("  trafficPolicy:\n    connectionPool: {tcp: {connectTimeout: 0s}}\n"),
         "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
         "at least 1ms",
+    ); // An idle timeout of 0s turns it off, as Istio documents.
+    assert_eq!(
+        errors(&dr(
+            "  trafficPolicy:\n    connectionPool: {tcp: {idleTimeout: 0s}, http: {idleTimeout: 0s}}\n"
+        )),
+        Vec::<String>::new()
     );
 }
 
