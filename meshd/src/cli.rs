@@ -51,10 +51,14 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     after_help = "Examples:
   meshd --config-dir /etc/meshd
   meshd --config-dir examples/walkthrough --node green --app green=127.0.0.1:9080
+  meshd --config-dir /etc/meshd --node client --access-log /dev/stdout --access-log-encoding JSON
   curl -s localhost:9901/stats | grep cx_open
 
 Every *.json file in the config directory holds one App Mesh resource (CLI input or describe
-output) or an array of them (8 MiB per file, 16 MiB per directory at most). The directory is
+output), an Istio object (DestinationRule, VirtualService, ServiceEntry, WorkloadEntry) or an
+array of them; every *.yaml or *.yml file one or more of them as YAML documents (8 MiB per
+file, 16 MiB per directory at most). A WorkloadEntry is served like a virtual node: by its
+address or --node; --access-log logs its requests. The directory is
 watched, and SIGHUP re-reads it: a valid change applies at once, without restart and without
 cutting in-flight requests; an invalid one is logged (file, JSON path, reason) and the running
 config keeps serving. A missing or empty directory while serving is a fault: the running config
@@ -69,7 +73,7 @@ invalid config at startup (with no last good config to serve, or --strict-config
 --node that names no node of the config."
 )]
 pub struct Args {
-    /// Directory of mesh resources (*.json), watched for changes.
+    /// Directory of mesh resources (*.json, *.yaml, *.yml), watched for changes.
     #[arg(long, env = "MESHD_CONFIG_DIR", default_value = "/etc/meshd")]
     pub config_dir: PathBuf,
 
