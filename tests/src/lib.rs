@@ -533,3 +533,6 @@ pub mod egress;
 
 // ==== VMs as network namespaces (examples/vms/vms.sh) with a DNS server: tests/tests/vms_*.rs ===
 pub mod vms;
+
+// ==== The Istio experiments on namespace VMs (tests/tests/istio_*.rs) =========================
+pub mod istio;
