@@ -118,6 +118,18 @@ pub struct Server {
     pub version: String,
 }
 
+impl Server {
+    /// Server `name` in VM `i` of `vms`, its app on `port`, labelled `version`.
+    pub fn in_vm(vms: &Vms, i: usize, name: &str, port: u16, version: &str) -> Server {
+        Server {
+            name: name.into(),
+            addr: vms.addr(i),
+            port,
+            version: version.into(),
+        }
+    }
+}
+
 /// Writes the experiment's config directory under `dir` and returns it: the ServiceEntry for
 /// [`HOST`] (port 8080 `http`, selecting `app: pyserver`), a WorkloadEntry per server and per
 /// client (`client-1`, … with `app: client`), and `extra` (more YAML documents: the

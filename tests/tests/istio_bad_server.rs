@@ -66,18 +66,8 @@ fn a_failing_subset_is_ejected_and_the_split_sends_its_share_to_v1() {
         &["--fail-every", "1", "--fail-status", "502"],
     );
     let servers = [
-        Server {
-            name: "pyserver-v1".into(),
-            addr: vms.addr(2),
-            port: p1,
-            version: "v1".into(),
-        },
-        Server {
-            name: "pyserver-v2".into(),
-            addr: vms.addr(3),
-            port: p2,
-            version: "v2".into(),
-        },
+        Server::in_vm(&vms, 2, "pyserver-v1", p1, "v1"),
+        Server::in_vm(&vms, 3, "pyserver-v2", p2, "v2"),
     ];
     let config = write_config(
         vms.dir.path(),
@@ -115,18 +105,8 @@ fn a_failing_subset_is_ejected_and_the_split_sends_its_share_to_v1() {
     // Both healthy, 90/10: v2 gets 10 % ± 4.5 σ of 400 (σ = 6).
     let (_v2, p2) = local_demo_app(&vms, 3, "v2b", &[]);
     let servers = [
-        Server {
-            name: "pyserver-v1".into(),
-            addr: vms.addr(2),
-            port: p1,
-            version: "v1".into(),
-        },
-        Server {
-            name: "pyserver-v2".into(),
-            addr: vms.addr(3),
-            port: p2,
-            version: "v2".into(),
-        },
+        Server::in_vm(&vms, 2, "pyserver-v1", p1, "v1"),
+        Server::in_vm(&vms, 3, "pyserver-v2", p2, "v2"),
     ];
     let config = write_config(
         vms.dir.path(),

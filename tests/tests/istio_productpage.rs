@@ -48,12 +48,7 @@ fn productpage_one_connection_all_ok_three_connections_exact_share() {
     let vms = Vms::up(2);
     let gate = Gate::default();
     let app = GatedApp::start(&vms, 2, "productpage", gate.clone());
-    let servers = [Server {
-        name: "productpage-1".into(),
-        addr: vms.addr(2),
-        port: app.port,
-        version: "v1".into(),
-    }];
+    let servers = [Server::in_vm(&vms, 2, "productpage-1", app.port, "v1")];
     let config = write_config(
         vms.dir.path(),
         &servers,

@@ -21,12 +21,7 @@ use mesh_tests::Gate;
 fn ten_at_once(pool: &str, queued: u64) {
     let vms = Vms::up(2);
     let app = GatedApp::start(&vms, 2, "pyserver", Gate::default());
-    let servers = [Server {
-        name: "pyserver-1".into(),
-        addr: vms.addr(2),
-        port: app.port,
-        version: "v1".into(),
-    }];
+    let servers = [Server::in_vm(&vms, 2, "pyserver-1", app.port, "v1")];
     let config = write_config(
         vms.dir.path(),
         &servers,
