@@ -108,12 +108,30 @@ fn endpoint(push: &mut impl FnMut(String, &str), path: &str, w: &WorkloadEntrySp
 
 fn policy(push: &mut impl FnMut(String, &str), path: &str, tp: &TrafficPolicy) {
     blocks(push, path, &tp.load_balancer, &tp.connection_pool);
+    panic_threshold(push, path, &tp.outlier_detection);
     for (i, pl) in tp.port_level_settings.iter().flatten().enumerate() {
-        blocks(
-            push,
-            &format!("{path}.portLevelSettings[{i}]"),
-            &pl.load_balancer,
-            &pl.connection_pool,
+        let at = format!("{path}.portLevelSettings[{i}]");
+        blocks(push, &at, &pl.load_balancer, &pl.connection_pool);
+        panic_threshold(push, &at, &pl.outlier_detection);
+    }
+}
+
+/// `minHealthPercent` above 0 asks for Envoy's panic mode (all hosts used when too few are
+/// healthy), which meshd does not have; 0, Istio's default, is what meshd does.
+fn panic_threshold(
+    push: &mut impl FnMut(String, &str),
+    path: &str,
+    od: &Option<super::destination_rule::OutlierDetection>,
+) {
+    if od
+        .as_ref()
+        .and_then(|o| o.min_health_percent)
+        .is_some_and(|p| p > 0)
+    {
+        push(
+            format!("{path}.outlierDetection.minHealthPercent"),
+            "minHealthPercent above 0 is not in force: meshd has no panic mode, ejected and \
+             unhealthy hosts get no request however few are left (as with Istio's default 0)",
         );
     }
 }

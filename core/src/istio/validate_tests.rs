@@ -387,7 +387,7 @@ fn a_rule_for_a_host_nothing_provides_is_a_warning_not_an_error() {
 fn accepted_settings_meshd_does_not_apply_are_listed_as_not_in_force() {
     let text = format!(
         "{}---\n{}",
-        dr("  exportTo: [\".\"]\n  trafficPolicy:\n    connectionPool: {tcp: {tcpKeepalive: {time: 1s}}, http: {h2UpgradePolicy: UPGRADE}}\n    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}\n"),
+        dr("  exportTo: [\".\"]\n  trafficPolicy:\n    connectionPool: {tcp: {tcpKeepalive: {time: 1s}}, http: {h2UpgradePolicy: UPGRADE}}\n    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}\n    outlierDetection: {minHealthPercent: 50}\n"),
         "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: w}\nspec: {address: 10.0.0.9, locality: a/b, serviceAccount: sa}\n"
     );
     let set = MeshSet::from_resources_validated(resources("n.yaml", &text)).expect("valid");
@@ -397,6 +397,7 @@ fn accepted_settings_meshd_does_not_apply_are_listed_as_not_in_force() {
         "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive",
         "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy",
         "spec.trafficPolicy.loadBalancer.localityLbSetting",
+        "spec.trafficPolicy.outlierDetection.minHealthPercent",
         "spec.locality",
         "spec.serviceAccount",
     ] {
