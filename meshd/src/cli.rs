@@ -195,14 +195,27 @@ pub struct Args {
     /// On SIGTERM or SIGINT, how long requests in flight may take to finish. meshd closes its
     /// listeners at once (new connections are refused), closes idle keep-alive connections, ends
     /// each busy one after its response, and exits 0 when the last request is done; at this
-    /// deadline (or a second signal) it cuts what still runs (logged with flag LR). The default
-    /// is twice App Mesh's 15 s per-request timeout and well inside systemd's 90 s
-    /// TimeoutStopSec.
-    #[arg(long, env = "MESHD_DRAIN_TIMEOUT", default_value = "30s", value_name = "DURATION",
+    /// deadline (or at a second SIGTERM/SIGINT) it cuts what still runs (logged with flag LR;
+    /// the `drain finished` line says how many were cut) and exits 0. The default is Envoy's
+    /// --drain-time-s, well inside systemd's 90 s TimeoutStopSec.
+    #[arg(long, env = "MESHD_DRAIN_TIMEOUT", default_value = "10s", value_name = "DURATION",
           value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `meshd=debug`). Also RUST_LOG.
-    #[arg(long, env = "MESHD_LOG", default_value = "info")]
-    pub log: String,
+    /// Log level (trace, debug, info, warn, error, off) or filter (tracing's EnvFilter
+    /// syntax, e.g. `info,meshd::config=debug`). Without the flag: MESHD_LOG, else RUST_LOG,
+    /// else info. Under systemd (JOURNAL_STREAM set) logs go to the journal with their fields
+    /// (NODE, CLUSTER, LISTENER, FLAG, ...).
+    #[arg(
+        long = "log-level",
+        visible_alias = "log",
+        env = "MESHD_LOG",
+        value_name = "LEVEL"
+    )]
+    pub log: Option<String>,
+
+    /// Validate the config directory, print which nodes this machine would serve (with the
+    /// same flags as the daemon), and exit: 0 valid, 2 invalid. For `ExecStartPre=`.
+    #[arg(long)]
+    pub check_config: bool,
 }

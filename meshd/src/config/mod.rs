@@ -347,6 +347,13 @@ impl Applier {
     /// force (see the module docs for faults). Logs and counts the outcome; returns whether the
     /// directory's config is in force afterwards.
     pub async fn reload(&self, trigger: &'static str) -> bool {
+        crate::notify::reloading();
+        let in_force = self.reload_dir(trigger).await;
+        crate::notify::ready(&crate::notify::status_line(self, Some((trigger, in_force))));
+        in_force
+    }
+
+    async fn reload_dir(&self, trigger: &'static str) -> bool {
         let mut status = self.status.lock().await;
         let (dir, overrides) = (self.settings.dir.clone(), self.settings.overrides.clone());
         let started = std::time::Instant::now();
