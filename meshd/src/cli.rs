@@ -50,6 +50,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     version,
     after_help = "Examples:
   meshd --config-dir /etc/meshd
+  meshd --check-config --config-dir /etc/meshd --node green   # ExecStartPre=: exit 0 or 2
   meshd --config-dir examples/walkthrough --node green --app green=127.0.0.1:9080
   meshd --config-dir /etc/meshd --node client --access-log /dev/stdout --access-log-encoding JSON
   curl -s localhost:9901/stats | grep cx_open
@@ -63,12 +64,14 @@ watched, and SIGHUP re-reads it: a valid change applies at once, without restart
 cutting in-flight requests; an invalid one is logged (file, JSON path, reason) and the running
 config keeps serving. A missing or empty directory while serving is a fault: the running config
 keeps serving and the directory's return is applied. At start, an invalid, missing or empty
-directory serves the last good config saved in --state-dir (unless --strict-config).
+directory serves the last good config saved in --state-dir (unless --strict-config); with no
+last good config, a missing or unreadable directory exits 1.
 
 Which nodes are served, and why, is logged at start and after every reload that changes it;
 /ready and `meshctl get` show it too.
 
-Exit codes: 0 stopped by a signal, 1 runtime failure (e.g. a port in use), 2 invalid flags or
+Exit codes: 0 stopped by a signal (a second SIGTERM/SIGINT cuts the drain short), 1 runtime
+failure (e.g. a port in use, no config directory), 2 invalid flags, variables or
 invalid config at startup (with no last good config to serve, or --strict-config), or a
 --node that names no node of the config."
 )]

@@ -212,3 +212,35 @@ fn a_second_sigterm_during_a_held_request_exits_at_once_and_logs_the_cut() {
     let log = node.access_log_lines(1);
     assert!(log.contains("\"GET /held HTTP/1.1\" 0 LR "), "{log}");
 }
+
+#[test]
+fn a_missing_config_directory_at_start_without_a_last_good_config_exits_1_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("etc-meshd").display().to_string();
+    let state = dir.path().join("state").display().to_string();
+    let socket = dir.path().join("meshd.sock").display().to_string();
+    let r = meshd(
+        &[
+            "--config-dir",
+            &missing,
+            "--state-dir",
+            &state,
+            "--socket",
+            &socket,
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains(&format!("config directory {missing} : ")))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        !std::path::Path::new(&missing).exists(),
+        "meshd does not create it"
+    );
+}
