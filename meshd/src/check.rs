@@ -48,7 +48,15 @@ pub fn check_config(args: &Args) -> ExitCode {
         let word = if choice.here { "serve " } else { "remote" };
         println!("{word} {name} ({})", choice.why);
     }
-    println!("{}", selection.summary());
+    let served = selection.served();
+    if served.is_empty() {
+        println!("serving no node here");
+    } else {
+        println!(
+            "serving {}",
+            served.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     if !selection.missing.is_empty() {
         eprintln!(
             "meshd: --node {} : no such virtual node or gateway in {}; the nodes there: {}",

@@ -222,3 +222,26 @@ pub struct Args {
     #[arg(long)]
     pub check_config: bool,
 }
+
+/// For a flag value clap refused: the `MESHD_*` variable it came from, when the flag was not
+/// on the command line but its variable is set (clap's message names only the flag).
+pub fn env_source(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    use clap::CommandFactory;
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let cmd = Args::command();
+    let var = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_str()?
+        .to_owned();
+    let on_command_line = std::env::args_os().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")))
+    });
+    (std::env::var_os(&var).is_some() && !on_command_line).then_some(var)
+}

@@ -58,6 +58,13 @@ fn an_unknown_value_in_a_meshd_variable_exits_2_naming_it() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr.contains(
+            "meshd: MESHD_ACCESS_LOG_ENCODING : the refused value comes from this variable"
+        ),
+        "{}",
+        r.stderr
+    );
     let r = meshd(&["--log-level", "verbose"], &[]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
