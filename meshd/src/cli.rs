@@ -50,6 +50,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     version,
     after_help = "Examples:
   meshd --config-dir /etc/meshd
+  meshd --check-config --config-dir /etc/meshd --node green   # ExecStartPre=: exit 0 or 2
   meshd --config-dir examples/walkthrough --node green --app green=127.0.0.1:9080
   meshd --config-dir /etc/meshd --node client --access-log /dev/stdout --access-log-encoding JSON
   curl -s localhost:9901/stats | grep cx_open
@@ -63,12 +64,14 @@ watched, and SIGHUP re-reads it: a valid change applies at once, without restart
 cutting in-flight requests; an invalid one is logged (file, JSON path, reason) and the running
 config keeps serving. A missing or empty directory while serving is a fault: the running config
 keeps serving and the directory's return is applied. At start, an invalid, missing or empty
-directory serves the last good config saved in --state-dir (unless --strict-config).
+directory serves the last good config saved in --state-dir (unless --strict-config); with no
+last good config, a missing or unreadable directory exits 1.
 
 Which nodes are served, and why, is logged at start and after every reload that changes it;
 /ready and `meshctl get` show it too.
 
-Exit codes: 0 stopped by a signal, 1 runtime failure (e.g. a port in use), 2 invalid flags or
+Exit codes: 0 stopped by a signal (a second SIGTERM/SIGINT cuts the drain short), 1 runtime
+failure (e.g. a port in use, no config directory), 2 invalid flags, variables or
 invalid config at startup (with no last good config to serve, or --strict-config), or a
 --node that names no node of the config."
 )]
@@ -195,14 +198,50 @@ pub struct Args {
     /// On SIGTERM or SIGINT, how long requests in flight may take to finish. meshd closes its
     /// listeners at once (new connections are refused), closes idle keep-alive connections, ends
     /// each busy one after its response, and exits 0 when the last request is done; at this
-    /// deadline (or a second signal) it cuts what still runs (logged with flag LR). The default
-    /// is twice App Mesh's 15 s per-request timeout and well inside systemd's 90 s
-    /// TimeoutStopSec.
-    #[arg(long, env = "MESHD_DRAIN_TIMEOUT", default_value = "30s", value_name = "DURATION",
+    /// deadline (or at a second SIGTERM/SIGINT) it cuts what still runs (logged with flag LR;
+    /// the `drain finished` line says how many were cut) and exits 0. The default is Envoy's
+    /// --drain-time-s, well inside systemd's 90 s TimeoutStopSec.
+    #[arg(long, env = "MESHD_DRAIN_TIMEOUT", default_value = "10s", value_name = "DURATION",
           value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `meshd=debug`). Also RUST_LOG.
-    #[arg(long, env = "MESHD_LOG", default_value = "info")]
-    pub log: String,
+    /// Log level (trace, debug, info, warn, error, off) or filter (tracing's EnvFilter
+    /// syntax, e.g. `info,meshd::config=debug`). Without the flag: MESHD_LOG, else RUST_LOG,
+    /// else info. Under systemd (JOURNAL_STREAM set) logs go to the journal with their fields
+    /// (NODE, CLUSTER, LISTENER, FLAG, ...).
+    #[arg(
+        long = "log-level",
+        visible_alias = "log",
+        env = "MESHD_LOG",
+        value_name = "LEVEL"
+    )]
+    pub log: Option<String>,
+
+    /// Validate the config directory, print which nodes this machine would serve (with the
+    /// same flags as the daemon), and exit: 0 valid, 2 invalid. For `ExecStartPre=`.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// For a flag value clap refused: the `MESHD_*` variable it came from, when the flag was not
+/// on the command line but its variable is set (clap's message names only the flag).
+pub fn env_source(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    use clap::CommandFactory;
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let cmd = Args::command();
+    let var = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_str()?
+        .to_owned();
+    let on_command_line = std::env::args_os().any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")))
+    });
+    (std::env::var_os(&var).is_some() && !on_command_line).then_some(var)
 }

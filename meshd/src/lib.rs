@@ -9,10 +9,12 @@
 pub mod accept;
 pub mod admin;
 pub mod body;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod health;
+pub mod notify;
 pub mod proxy;
 pub mod render;
 pub mod resilience;
@@ -33,15 +35,37 @@ use crate::config::{Applier, Settings, StartError};
 use crate::render::ServerStats;
 use crate::server::Server;
 
-fn init_tracing(filter: &str) {
+/// The log filter: `flag` (--log-level or MESHD_LOG), else RUST_LOG, else `info`. A bare word
+/// must be a level: `--log-level verbose` is an error, not a filter for a target "verbose".
+fn log_filter(flag: Option<&str>) -> Result<tracing_subscriber::EnvFilter, String> {
+    use tracing_subscriber::EnvFilter;
+    let Some(f) = flag else {
+        return Ok(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+    };
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    if !f.contains(['=', ',', ':', '[']) && !LEVELS.contains(&f.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "--log-level {f:?} : expected one of {} or a filter such as info,meshd=debug",
+            LEVELS.join(", ")
+        ));
+    }
+    EnvFilter::try_new(f).map_err(|e| format!("--log-level {f:?} : {e}"))
+}
+
+fn init_tracing(filter: tracing_subscriber::EnvFilter) {
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd: the journal, with every field as its own journal field, named as in the
+    // code but upper-cased and without tracing-journald's default `F_` prefix, so that
+    // `journalctl -u meshd NODE=green` filters (no field of meshd's is named like a journal
+    // field: MESSAGE, PRIORITY, CODE_*, SYSLOG_*, TARGET; leading `_` is stripped).
     let journald = std::env::var_os("JOURNAL_STREAM")
         .is_some()
         .then(|| tracing_journald::layer().ok())
-        .flatten();
+        .flatten()
+        .map(|j| {
+            j.with_field_prefix(None)
+                .with_syslog_identifier("meshd".into())
+        });
     match journald {
         Some(j) => tracing_subscriber::registry().with(filter).with(j).init(),
         None => tracing_subscriber::registry()
@@ -89,36 +113,26 @@ pub fn overrides(args: &Args) -> Overrides {
     }
 }
 
-fn notify_systemd(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let path = path.to_string_lossy().into_owned();
-    let sent = if let Some(abstract_name) = path.strip_prefix('@') {
-        use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
-            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
-    } else {
-        sock.send_to(state.as_bytes(), &path)
-    };
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, "cannot notify systemd");
-    }
-}
-
 /// Runs the daemon until SIGTERM or SIGINT. Returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
-    init_tracing(&args.log);
+    match log_filter(args.log.as_deref()) {
+        Ok(f) => init_tracing(f),
+        Err(e) => {
+            // Before logging exists: stderr, in meshd's `what : why` shape.
+            eprintln!("meshd: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if args.check_config {
+        return check::check_config(&args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("meshd: cannot start the runtime : {e}");
+            tracing::error!(error = %e, "cannot start the runtime : {e}");
             return ExitCode::from(1);
         }
     };
@@ -129,8 +143,10 @@ async fn serve(args: Args) -> ExitCode {
     let dir = match std::path::absolute(&args.config_dir) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!(
-                "meshd: config directory {} : {e}",
+            tracing::error!(
+                config_dir = %args.config_dir.display(),
+                error = %e,
+                "config directory {} : {e}",
                 args.config_dir.display()
             );
             return ExitCode::from(1);
@@ -139,8 +155,10 @@ async fn serve(args: Args) -> ExitCode {
     let state = match StateDir::open(&args.state_dir, &dir) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "meshd: state directory {} : {e} (give a writable --state-dir or MESHD_STATE_DIR)",
+            tracing::error!(
+                state_dir = %args.state_dir.display(),
+                error = %e,
+                "state directory {} : {e} (give a writable --state-dir or MESHD_STATE_DIR)",
                 args.state_dir.display()
             );
             return ExitCode::from(1);
@@ -149,13 +167,12 @@ async fn serve(args: Args) -> ExitCode {
     let events = match crate::resilience::EventLog::open(args.outlier_log.clone()) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!(
-                "meshd: outlier event log {} : {e}",
-                args.outlier_log
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new(""))
-                    .display()
-            );
+            let path = args
+                .outlier_log
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display();
+            tracing::error!(file = %path, error = %e, "outlier event log {path} : {e}");
             return ExitCode::from(1);
         }
     };
@@ -179,23 +196,28 @@ async fn serve(args: Args) -> ExitCode {
         Ok(a) => a,
         Err(StartError::Invalid(errors)) => {
             for e in &errors {
-                eprintln!("meshd: invalid config : {e}");
+                tracing::error!(
+                    file = %e.file.display(),
+                    path = %e.path,
+                    reason = %e.message,
+                    "invalid config : {e}"
+                );
             }
             return ExitCode::from(2);
         }
         Err(e @ StartError::UnknownNodes { .. }) => {
-            eprintln!("meshd: {e}");
+            tracing::error!(config_dir = %dir.display(), "{e}");
             return ExitCode::from(2);
         }
         Err(e) => {
-            eprintln!("meshd: {e}");
+            tracing::error!(config_dir = %dir.display(), error = %e, "cannot start serving : {e}");
             return ExitCode::from(1);
         }
     };
     let admin_socket = match tokio::net::TcpListener::bind(args.admin).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("meshd: cannot listen on admin address {} : {e}", args.admin);
+            tracing::error!(admin = %args.admin, error = %e, "cannot listen on admin address {} : {e}", args.admin);
             return ExitCode::from(1);
         }
     };
@@ -205,7 +227,7 @@ async fn serve(args: Args) -> ExitCode {
         match admin::stats_listener::start(admin.clone(), addr).await {
             Ok(bound) => tracing::info!(stats = %bound, "read-only stats listener ready"),
             Err(e) => {
-                eprintln!("meshd: cannot listen on stats address {addr} : {e}");
+                tracing::error!(stats = %addr, error = %e, "cannot listen on stats address {addr} : {e}");
                 return ExitCode::from(1);
             }
         }
@@ -220,13 +242,13 @@ async fn serve(args: Args) -> ExitCode {
     );
 
     if let Err(e) = control::start(applier.clone(), &args).await {
-        eprintln!("meshd: control socket {} : {e}", args.socket.display());
+        tracing::error!(socket = %args.socket.display(), error = %e, "control socket {} : {e}", args.socket.display());
         return ExitCode::from(1);
     }
     let watcher = match config::watch::spawn(applier.clone(), args.debounce) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("meshd: cannot watch {} : {e}", dir.display());
+            tracing::error!(config_dir = %dir.display(), error = %e, "cannot watch {} : {e}", dir.display());
             return ExitCode::from(1);
         }
     };
@@ -236,18 +258,19 @@ async fn serve(args: Args) -> ExitCode {
         let written =
             std::fs::write(&tmp, format!("{admin_addr}\n")).and_then(|()| std::fs::rename(&tmp, p));
         if let Err(e) = written {
-            eprintln!("meshd: cannot write {} : {e}", p.display());
+            tracing::error!(file = %p.display(), error = %e, "cannot write {} : {e}", p.display());
             return ExitCode::from(1);
         }
     }
-    notify_systemd("READY=1");
+    notify::ready(&notify::status_line(&applier, None));
+    notify::spawn_watchdog();
 
     let Some(mut signals) = Signals::install() else {
-        eprintln!("meshd: cannot install signal handlers");
+        tracing::error!("cannot install signal handlers");
         return ExitCode::from(1);
     };
     signals.stop(Some(&applier)).await;
-    notify_systemd("STOPPING=1");
+    notify::stopping();
     tracing::info!("meshd stopping");
     // The directory is no longer applied while draining.
     drop(watcher);

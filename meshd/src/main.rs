@@ -15,6 +15,16 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let args = meshd::cli::Args::parse();
+    let args = match meshd::cli::Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let from_env = meshd::cli::env_source(&e);
+            let _ = e.print();
+            if let Some(var) = from_env {
+                eprintln!("meshd: {var} : the refused value comes from this variable");
+            }
+            return std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     meshd::run(args)
 }

@@ -204,15 +204,18 @@ impl Applier {
         let (dir, overrides) = (settings.dir.clone(), settings.overrides.clone());
         let read = blocking(move || load::read_dir(&dir, &overrides)).await;
         let mut status = Status::default();
+        let mut missing = None;
         let (compiled, problem) = match read {
             DirState::Valid(c, skipped) => {
                 note_skipped(&mut status, &skipped, &admin);
                 (*c, None)
             }
             DirState::Missing(e) => {
-                std::fs::create_dir_all(&settings.dir).map_err(|_| {
-                    StartError::Io(format!("config directory {} : {e}", settings.dir.display()))
-                })?;
+                missing = Some(format!(
+                    "config directory {} : {e} (and no usable last good config in {})",
+                    settings.dir.display(),
+                    settings.state.snapshot().display()
+                ));
                 (
                     empty(&settings.overrides),
                     Some((Fault::Missing, Vec::new())),
@@ -256,6 +259,11 @@ impl Applier {
                         .await;
                         match loaded {
                             Ok(c) => {
+                                if let Some(why) = &missing {
+                                    // Watched from its parent: its return is applied.
+                                    std::fs::create_dir_all(&settings.dir)
+                                        .map_err(|_| StartError::Io(why.clone()))?;
+                                }
                                 log_errors(&errors, "invalid config directory at start");
                                 tracing::warn!(
                                     config_dir = %settings.dir.display(),
@@ -275,11 +283,18 @@ impl Applier {
                                 if fault == Fault::Invalid {
                                     return Err(StartError::Invalid(errors));
                                 }
+                                if let Some(why) = missing {
+                                    return Err(StartError::Io(why));
+                                }
                                 compiled
                             }
                         }
                     }
                     _ if fault == Fault::Invalid => return Err(StartError::Invalid(errors)),
+                    // Missing or unreadable, and no last good config: nothing to serve.
+                    _ if missing.is_some() => {
+                        return Err(StartError::Io(missing.unwrap_or_default()))
+                    }
                     // A new install: nothing to serve yet.
                     _ => compiled,
                 }
@@ -347,6 +362,13 @@ impl Applier {
     /// force (see the module docs for faults). Logs and counts the outcome; returns whether the
     /// directory's config is in force afterwards.
     pub async fn reload(&self, trigger: &'static str) -> bool {
+        crate::notify::reloading();
+        let in_force = self.reload_dir(trigger).await;
+        crate::notify::ready(&crate::notify::status_line(self, Some((trigger, in_force))));
+        in_force
+    }
+
+    async fn reload_dir(&self, trigger: &'static str) -> bool {
         let mut status = self.status.lock().await;
         let (dir, overrides) = (self.settings.dir.clone(), self.settings.overrides.clone());
         let started = std::time::Instant::now();

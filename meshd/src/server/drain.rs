@@ -90,15 +90,15 @@ impl Server {
             "drain started: listeners closed, waiting for requests in flight"
         );
         let finished = tokio::select! {
-            _ = self.phase.closed() => true,
-            _ = tokio::time::sleep(timeout) => false,
+            _ = self.phase.closed() => None,
+            _ = tokio::time::sleep(timeout) => Some("the drain deadline"),
             _ = hurry => {
                 tracing::info!("second signal: cutting what still runs");
-                false
+                Some("a second signal")
             }
         };
         let mut cut = 0;
-        if !finished {
+        if finished.is_some() {
             cut = in_flight(&stats).0;
             self.cutting.store(true, Ordering::SeqCst);
             self.phase.send_replace(Phase::Cutting);
@@ -121,7 +121,10 @@ impl Server {
             in_flight = report.in_flight,
             cut = report.cut,
             elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
-            "drain finished"
+            "drain finished: {} of {} request(s) cut{}",
+            report.cut,
+            report.in_flight,
+            finished.map(|by| format!(" by {by}")).unwrap_or_default()
         );
         report
     }
