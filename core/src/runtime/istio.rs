@@ -158,12 +158,7 @@ impl<'a> Objects<'a> {
         let Some((obj, se)) = self.service(host) else {
             return vec![];
         };
-        let pick = |ports: Option<&BTreeMap<String, i64>>| {
-            ports
-                .and_then(|m| m.get(&p.name))
-                .or(p.target_port.as_ref())
-                .map_or(port(p.number), |v| port(*v))
-        };
+        let pick = |ports: Option<&BTreeMap<String, i64>>| workload_port(ports, p);
         if let Some(eps) = &se.endpoints {
             return eps
                 .iter()
@@ -183,7 +178,7 @@ impl<'a> Objects<'a> {
                 .filter(|(w, _)| w.namespace() == obj.namespace())
                 .filter_map(|(w, spec)| {
                     let labels = workload_labels(w, spec);
-                    let selected = sel.labels.iter().all(|(k, v)| labels.get(k) == Some(v));
+                    let selected = selects(&sel.labels, &labels);
                     selected.then(|| {
                         Some(Ep {
                             address: spec.address.clone()?,
@@ -200,6 +195,20 @@ impl<'a> Objects<'a> {
             labels: BTreeMap::new(),
         }]
     }
+}
+
+/// The port a workload (or inline endpoint) with `ports` listens on for service port `sp`: its
+/// `ports[<port name>]`, else the port's `targetPort`, else its number (Istio's precedence).
+fn workload_port(ports: Option<&BTreeMap<String, i64>>, sp: &ServicePort) -> u16 {
+    ports
+        .and_then(|m| m.get(&sp.name))
+        .or(sp.target_port.as_ref())
+        .map_or(port(sp.number), |v| port(*v))
+}
+
+/// Whether `labels` carry every label of `selector` (Istio's workload selectors and subsets).
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// A WorkloadEntry's labels: its spec labels, then its metadata labels over them (Istio's
@@ -459,7 +468,7 @@ impl IstioCompiler<'_, '_> {
                     .objects
                     .endpoints(host, sp)
                     .into_iter()
-                    .filter(|e| wanted.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+                    .filter(|e| selects(&wanted, &e.labels))
                     .map(|e| (e.address, e.port))
                     .collect();
                 Endpoints::List(list)
@@ -689,18 +698,11 @@ pub(super) fn compile(
             let Some(sel) = &se.workload_selector else {
                 continue;
             };
-            if se_obj.namespace() != w.namespace()
-                || !sel.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-            {
+            if se_obj.namespace() != w.namespace() || !selects(&sel.labels, &labels) {
                 continue;
             }
             for sp in &se.ports {
-                let wp = spec
-                    .ports
-                    .as_ref()
-                    .and_then(|m| m.get(&sp.name))
-                    .or(sp.target_port.as_ref())
-                    .map_or(port(sp.number), |v| port(*v));
+                let wp = workload_port(spec.ports.as_ref(), sp);
                 if let Some(h) = se.hosts.first() {
                     inbound.entry(wp).or_insert_with(|| h.clone());
                 }

@@ -10,6 +10,7 @@
 
 use serde_json::{json, Value};
 
+use mesh_core::breaker::Thresholds;
 use mesh_core::model::MeshSet;
 use mesh_core::runtime::{Cluster, Endpoints, PathMatch, Role, Route, Routing};
 
@@ -22,6 +23,11 @@ fn ms(d: std::time::Duration) -> Value {
     } else {
         json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
+}
+
+fn limits_json(t: &Thresholds) -> Value {
+    json!({"max_connections": t.max_connections, "max_pending_requests": t.max_pending_requests,
+           "max_requests": t.max_requests, "max_retries": t.max_retries})
 }
 
 fn route_json(r: &Route) -> Value {
@@ -68,8 +74,7 @@ pub fn cluster_detail(view: &View, c: &Cluster) -> Value {
     let mut v = json!({
         "name": c.name,
         "side": side,
-        "limits": {"max_connections": t.max_connections, "max_pending_requests": t.max_pending_requests,
-                   "max_requests": t.max_requests, "max_retries": t.max_retries},
+        "limits": limits_json(t),
         "retry_budget": {"budget_percent": c.retry_budget.budget_percent,
                          "min_retry_concurrency": c.retry_budget.min_retry_concurrency},
         "pool": {"connect_timeout_ms": ms(s.connect_timeout), "idle_timeout_ms": ms(s.idle_timeout),
@@ -141,9 +146,7 @@ pub fn explain(view: &View, set: &MeshSet, host: &str) -> Value {
         .into_iter()
         .map(|(port, t, rule)| {
             json!({"port": port, "rule": rule,
-                   "limits": {"max_connections": t.max_connections,
-                              "max_pending_requests": t.max_pending_requests,
-                              "max_requests": t.max_requests, "max_retries": t.max_retries}})
+                   "limits": limits_json(&t)})
         })
         .collect();
     let here: Vec<Value> = view
