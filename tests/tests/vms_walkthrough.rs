@@ -132,16 +132,18 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
     // Never more than 20 in flight against green's 10 connections + 10 pending: nothing is
     // refused, also when each client's next request arrives over the network just as its
     // response frees a connection for a queued request (it was: a queued request kept its
-    // pending slot until its own task ran). (The gateway's health checks of green, every 5 s,
-    // come on top of the 20 and may be refused: green's refusal counter is not the measure,
-    // meshload's answers are.)
+    // pending slot until its own task ran). The 20 are 19 clients and the gateway's active
+    // health check of green (`/ping` every 5 s, one at a time), which takes the same listener,
+    // pool and queue: with 20 clients, a check that lands during the run holds the 21st place
+    // for one turn of the queue, and the client that finds the queue full meanwhile is refused
+    // again at every retry (~40 fast 503s, in about half the runs; seen in CI).
     let meshload = bin("meshload");
     let r = w.run(
         4,
         meshload.to_str().expect("path"),
         &[
             "-c",
-            "20",
+            "19",
             "-qps",
             "0",
             "-n",
@@ -150,5 +152,15 @@ fn the_walkthrough_on_four_vms_shows_the_same_numbers_as_on_one_machine() {
         ],
     );
     let report = format!("{}{}", r.stdout, r.stderr); // fortio's report goes to stderr
-    assert!(report.contains("Code 200 : 1000 (100.0 %)"), "{report}");
+    if !report.contains("Code 200 : 1000 (100.0 %)") {
+        let m = bin("meshstat");
+        // What green's meshd saw, to tell an overload from anything else.
+        let stats = w.run(
+            3,
+            m.to_str().expect("path"),
+            &["green_http_8080|http.ingress"],
+        );
+        let why = w.run(3, m.to_str().expect("path"), &["why"]);
+        panic!("{report}\n{}\n{}", stats.stdout, why.stdout);
+    }
 }
