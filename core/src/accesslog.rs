@@ -324,6 +324,18 @@ impl WriterStats {
     }
 }
 
+/// `/dev/stdout` or `/dev/stderr`: a duplicate of the process's own descriptor 1 or 2 (which
+/// may be a socket or a pipe, where opening the path fails); `None` for any other path.
+fn std_stream(path: &std::path::Path) -> Option<std::io::Result<std::fs::File>> {
+    use std::os::fd::AsFd;
+    let fd = match path.to_str()? {
+        "/dev/stdout" => std::io::stdout().as_fd().try_clone_to_owned(),
+        "/dev/stderr" => std::io::stderr().as_fd().try_clone_to_owned(),
+        _ => return None,
+    };
+    Some(fd.map(std::fs::File::from))
+}
+
 /// A file access log fed through a bounded queue; cloning shares the queue.
 #[derive(Debug, Clone)]
 pub struct Writer {
@@ -338,6 +350,10 @@ impl Writer {
     /// Opens `path` for appending and starts the task that writes to it. `capacity` bounds the
     /// queue of records not yet written. Must be called inside a tokio runtime.
     ///
+    /// `/dev/stdout` and `/dev/stderr` are meshd's own standard output and error, as in Envoy,
+    /// whatever they are: under systemd a socket to journald, which `open(2)` of the path
+    /// refuses (ENXIO), so the lines go to the journal of meshd's unit.
+    ///
     /// A regular file (or `/dev/stdout`) is opened here, so a bad path is an error of the
     /// configuration. A named pipe (FIFO) is opened by the writer task instead: opening one for
     /// writing waits for its reader, and that wait must hold up neither the caller (a reload,
@@ -346,10 +362,12 @@ impl Writer {
         use std::io::Write;
         use std::os::unix::fs::FileTypeExt;
         let open = |path: &std::path::Path| {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(path)
+            std_stream(path).unwrap_or_else(|| {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+            })
         };
         let is_fifo = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_fifo());
         let file = if is_fifo { None } else { Some(open(&path)?) };

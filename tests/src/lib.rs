@@ -93,24 +93,28 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` with stdout piped (for readiness lines) and stderr to a log file in `dir`.
-    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> (Proc, std::process::ChildStdout) {
+    pub fn spawn(name: &str, cmd: Command, dir: &Path) -> (Proc, std::process::ChildStdout) {
+        let mut proc = Proc::spawn_with_stdout(name, cmd, dir, Stdio::piped());
+        let stdout = proc.child.stdout.take().expect("piped stdout");
+        (proc, stdout)
+    }
+
+    /// [`Proc::spawn`] with `stdout` as the process's standard output (e.g. a socket, as
+    /// journald's stream under systemd).
+    pub fn spawn_with_stdout(name: &str, mut cmd: Command, dir: &Path, stdout: Stdio) -> Proc {
         let log = dir.join(format!("{name}.{}.stderr", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("create log file");
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::from(log_file));
-        let mut child = cmd
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        (
-            Proc {
-                name: name.to_owned(),
-                child,
-                log,
-            },
-            stdout,
-        )
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        }
     }
 
     /// The process id.
@@ -440,7 +444,22 @@ impl Meshd {
 
     /// [`Meshd::start`] with `cmd` as the command line up to meshd's own flags: meshd itself,
     /// or a wrapper that ends by executing it (keeping its PID, which [`Proc`] kills).
-    pub fn start_as(mut cmd: Command, config_dir: &Path, extra: &[&str]) -> Meshd {
+    pub fn start_as(cmd: Command, config_dir: &Path, extra: &[&str]) -> Meshd {
+        Meshd::start_full(cmd, config_dir, extra, None)
+    }
+
+    /// [`Meshd::start`] with `stdout` as meshd's standard output (where an access log to
+    /// `/dev/stdout` goes) instead of a pipe the harness drains.
+    pub fn start_with_stdout(config_dir: &Path, extra: &[&str], stdout: Stdio) -> Meshd {
+        Meshd::start_full(Command::new(bin("meshd")), config_dir, extra, Some(stdout))
+    }
+
+    fn start_full(
+        mut cmd: Command,
+        config_dir: &Path,
+        extra: &[&str],
+        stdout: Option<Stdio>,
+    ) -> Meshd {
         let dir = tempfile::tempdir().expect("tempdir");
         let addr_file = dir.path().join("admin.addr");
         let socket = dir.path().join("meshd.sock");
@@ -454,11 +473,17 @@ impl Meshd {
             cmd.arg("--state-dir").arg(state_dir_of(config_dir));
         }
         cmd.args(extra).env("MESHD_LOG", "info,meshd=debug");
-        let (mut proc, stdout) = Proc::spawn("meshd", cmd, dir.path());
-        // meshd's stdout may carry access logs: keep draining it.
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
-        });
+        let mut proc = match stdout {
+            Some(stdout) => Proc::spawn_with_stdout("meshd", cmd, dir.path(), stdout),
+            None => {
+                let (proc, stdout) = Proc::spawn("meshd", cmd, dir.path());
+                // meshd's stdout may carry access logs: keep draining it.
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut BufReader::new(stdout), &mut std::io::sink());
+                });
+                proc
+            }
+        };
         let admin: SocketAddr =
             eventually("meshd to write its admin address", READY_TIMEOUT, || {
                 if let Some(code) = proc.wait_exit(Duration::from_millis(1)) {

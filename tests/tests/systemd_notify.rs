@@ -283,3 +283,52 @@ fn watchdog_pings_arrive_and_sigterm_sends_stopping() {
     assert!(!has_line(&seen, "READY=1"), "{seen:?}");
     assert_eq!(m.proc.wait_exit(Duration::from_secs(15)), Some(0));
 }
+
+/// Under systemd, meshd's standard output is a socket to journald (JOURNAL_STREAM): an App Mesh
+/// access log to `/dev/stdout` goes there, as Envoy's does. (open(2) of `/dev/stdout` refuses a
+/// socket with ENXIO: meshd exited 1 at start under systemd 252, `packaging/vm-check.sh`.)
+#[test]
+fn an_access_log_to_dev_stdout_reaches_a_socket_stdout_as_journald_gives_it() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    let up = RawUpstream::start(|c: &mut RawConn| {
+        while c.next_request().is_some() {
+            if !c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n") {
+                return true;
+            }
+        }
+        false
+    });
+    let node = OneNode::write(json!({}));
+    let vn = node.config.join("vn-app.json");
+    let text = std::fs::read_to_string(&vn).expect("read node");
+    let text = text.replace(&node.log.display().to_string(), "/dev/stdout");
+    std::fs::write(&vn, text).expect("write node");
+
+    let (journal, meshd_end) = UnixStream::pair().expect("socket pair");
+    let app = format!("app={}", up.addr);
+    let m = Meshd::start_with_stdout(
+        &node.config,
+        &["--listen", "app=127.0.0.1:0", "--app", &app],
+        std::process::Stdio::from(OwnedFd::from(meshd_end)),
+    );
+    assert_eq!(
+        get(m.listener("app-ingress"), "/journal"),
+        "HTTP/1.1 200 OK"
+    );
+
+    journal
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut lines = BufReader::new(journal).lines();
+    let line = (0..100)
+        .map_while(|_| lines.next().and_then(Result::ok))
+        .find(|l| l.contains("GET /journal"));
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains(" 200 ")),
+        "no access-log line for GET /journal on meshd's stdout: {line:?}\n{}",
+        m.proc.stderr()
+    );
+}
