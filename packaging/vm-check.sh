@@ -127,6 +127,8 @@ user=$(vm stat -c %U "/proc/$pid")
 [[ $user == meshd ]] || fail "meshd runs as '$user', not meshd"
 say "enable --now returned once meshd said READY=1: active, pid $pid, user meshd, status '$(prop meshd StatusText)'"
 step 'journalctl -u meshd --no-pager | grep -q "meshd ready"'
+# Each journal line says what happened without its fields (journalctl shows MESSAGE only).
+step 'journalctl -u meshd --no-pager -o cat | grep -q "listening on 127.0.0.2:8080 for node green"'
 step 'useradd -m alice && usermod -aG meshd alice'
 step 'runuser -u alice -- meshctl get'
 step 'curl -sf http://green.color-mesh.local:8080/ >/dev/null'

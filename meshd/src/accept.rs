@@ -135,7 +135,7 @@ impl AcceptErrors {
     pub fn accepted(&mut self) {
         if self.pause.take().is_some() {
             if let Some(failures) = self.exhausted.due(Instant::now()) {
-                tracing::info!(socket = %self.socket, failures, "accepting connections again");
+                tracing::info!(socket = %self.socket, failures, "{}: accepting connections again after {failures} failure(s)", self.socket);
             }
         }
     }

@@ -73,7 +73,7 @@ pub async fn start(applier: Arc<Applier>, args: &Args) -> std::io::Result<()> {
         socket: args.socket.clone(),
     };
 
-    tracing::info!(socket = %args.socket.display(), mode = format!("{:o}", args.socket_mode), gid = group, "control API ready");
+    tracing::info!(socket = %args.socket.display(), mode = format!("{:o}", args.socket_mode), gid = group, "control API ready on {}", args.socket.display());
     let ctx = Arc::new(Ctx { applier, policy });
     let head_timeout = args.control_timeout;
     let mut errors = crate::accept::AcceptErrors::new(
@@ -126,7 +126,7 @@ fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
                 ))
             }
             Err(_) => {
-                tracing::info!(socket = %path.display(), "replacing a stale socket");
+                tracing::info!(socket = %path.display(), "replacing a stale socket {}", path.display());
                 std::fs::remove_file(path)?;
             }
         },
@@ -425,7 +425,7 @@ async fn apply(ctx: &Ctx, caller: Option<Caller>, body: &[u8], dry_run: bool) ->
                 .then(|| selection.elsewhere(o.resource.name()))
                 .flatten();
             if !dry_run && o.action != store::Action::Unchanged {
-                tracing::info!(uid = caller.map(|c| c.uid), resource = %o.resource.label(), action = o.action.as_str(), file = %o.file.display(), "applied");
+                tracing::info!(uid = caller.map(|c| c.uid), resource = %o.resource.label(), action = o.action.as_str(), file = %o.file.display(), "{} {} ({})", o.resource.label(), o.action.as_str(), o.file.display());
             }
             let warnings: Vec<String> = o.warnings.iter().map(ToString::to_string).collect();
             json!({"resource": o.resource.label(), "action": o.action.as_str(),
@@ -487,7 +487,7 @@ async fn delete(
         Err(e) => return internal(&format!("the delete failed: {e}")),
     };
     if !dry_run {
-        tracing::info!(uid = caller.map(|c| c.uid), resource = %deleted.label(), "deleted");
+        tracing::info!(uid = caller.map(|c| c.uid), resource = %deleted.label(), "{} deleted", deleted.label());
     }
     reply(
         StatusCode::OK,

@@ -238,7 +238,10 @@ async fn serve(args: Args) -> ExitCode {
         config_dir = %dir.display(),
         resources = in_force.set.len(),
         from_snapshot = in_force.from_snapshot.as_deref().unwrap_or("no"),
-        "meshd ready"
+        "meshd ready: {} resource(s) from {}{}, admin on {admin_addr}",
+        in_force.set.len(),
+        dir.display(),
+        in_force.from_snapshot.as_deref().map(|s| format!(" (the last good snapshot, saved at {s})")).unwrap_or_default()
     );
 
     if let Err(e) = control::start(applier.clone(), &args).await {

@@ -150,7 +150,8 @@ pub fn spawn_watchdog() {
     };
     tracing::info!(
         interval_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX),
-        "systemd watchdog on"
+        "systemd watchdog on: a ping every {} ms",
+        every.as_millis()
     );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);

@@ -48,7 +48,7 @@ impl EventLog {
                 .write_all(line.as_bytes())
                 .and_then(|()| f.write_all(b"\n"))
             {
-                tracing::warn!(error = %e, "cannot write the outlier event log");
+                tracing::warn!(error = %e, "cannot write the outlier event log : {e}");
             }
         }
     }
@@ -217,14 +217,14 @@ impl Upstream {
                 OutlierAction::Uneject => false,
             };
             if e.action == OutlierAction::Eject && !e.enforced {
-                tracing::info!(cluster = %self.name(), host = %e.host, kind = ?e.kind, "outlier detected but not ejected");
+                tracing::info!(cluster = %self.name(), host = %e.host, kind = ?e.kind, "cluster {}: host {} is an outlier ({:?}) but not ejected", self.name(), e.host, e.kind);
             } else {
                 self.pool
                     .set_health(e.host, HealthFlag::FailedOutlierCheck, ejected);
                 if ejected {
-                    tracing::warn!(cluster = %self.name(), host = %e.host, kind = ?e.kind, times = e.num_ejections, duration_ms = e.duration.as_millis() as u64, "host ejected");
+                    tracing::warn!(cluster = %self.name(), host = %e.host, kind = ?e.kind, times = e.num_ejections, duration_ms = e.duration.as_millis() as u64, "cluster {}: host {} ejected ({:?}, ejection {}) for {} ms", self.name(), e.host, e.kind, e.num_ejections, e.duration.as_millis());
                 } else {
-                    tracing::info!(cluster = %self.name(), host = %e.host, cause = ?e.uneject_cause, "host back in rotation");
+                    tracing::info!(cluster = %self.name(), host = %e.host, cause = ?e.uneject_cause, "cluster {}: host {} back in rotation ({:?})", self.name(), e.host, e.uneject_cause);
                 }
             }
             self.events
@@ -237,7 +237,7 @@ impl Upstream {
         self.pool
             .set_health(addr, HealthFlag::FailedActiveHc, host.is_failed());
         if let Some(t) = &update.transition {
-            tracing::info!(cluster = %self.name(), host = %addr, from = t.from.as_str(), to = t.to.as_str(), result = ?t.result, "health check transition");
+            tracing::info!(cluster = %self.name(), host = %addr, from = t.from.as_str(), to = t.to.as_str(), result = ?t.result, "cluster {}: host {addr} health check {} -> {} ({:?})", self.name(), t.from.as_str(), t.to.as_str(), t.result);
         }
         if update.uneject_outlier {
             if let Some(d) = self.outlier.load_full() {

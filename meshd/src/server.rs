@@ -301,7 +301,7 @@ impl Server {
                     self.phase.subscribe(),
                     errors,
                 ));
-                tracing::info!(node = %l.node, role = ?l.role, %addr, "listening");
+                tracing::info!(node = %l.node, role = ?l.role, %addr, "listening on {addr} for node {} ({:?})", l.node, l.role);
                 listeners.insert(
                     key,
                     RunningListener {
@@ -315,7 +315,7 @@ impl Server {
             }
         }
         for (key, _old) in inner.listeners.drain() {
-            tracing::info!(node = %key.0, role = ?key.1, "listener removed");
+            tracing::info!(node = %key.0, role = ?key.1, "listener of node {} ({:?}) removed", key.0, key.1);
         }
         inner.listeners = listeners;
         inner.tcp = tcp;

@@ -109,7 +109,7 @@ pub fn remove_stale_temp_files(dir: &Path) {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
-            tracing::info!(file = %entry.path().display(), "removing a temp file left by an interrupted write");
+            tracing::info!(file = %entry.path().display(), "removing a temp file left by an interrupted write: {}", entry.path().display());
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -207,7 +207,7 @@ pub fn rollback(changes: &[FileChange]) -> bool {
         };
         if let Err(e) = result {
             all = false;
-            tracing::error!(file = %c.path.display(), error = %e, "cannot restore file after a failed change");
+            tracing::error!(file = %c.path.display(), error = %e, "cannot restore {} after a failed change : {e}", c.path.display());
         }
     }
     all

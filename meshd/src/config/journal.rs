@@ -69,7 +69,7 @@ pub fn commit(
         Ok(()) => {
             if let Err(e) = remove_durable(&path) {
                 // The files are complete; a leftover journal only rewrites the same contents.
-                tracing::warn!(journal = %path.display(), error = %e, "cannot remove the apply journal");
+                tracing::warn!(journal = %path.display(), error = %e, "cannot remove the apply journal {} : {e}", path.display());
             }
             Ok(())
         }
@@ -77,7 +77,7 @@ pub fn commit(
             if e.restored {
                 let _ = remove_durable(&path);
             } else {
-                tracing::error!(journal = %path.display(), "an apply was written in part; the next start completes it from the journal");
+                tracing::error!(journal = %path.display(), "an apply was written in part; the next start completes it from the journal {}", path.display());
             }
             Err(e.into())
         }
@@ -98,14 +98,14 @@ pub fn recover(state: &StateDir, config_dir: &Path) -> std::io::Result<usize> {
         Ok(j) => j,
         Err(e) => {
             let aside = path.with_extension("json.unreadable");
-            tracing::error!(journal = %path.display(), moved_to = %aside.display(), error = %e, "cannot read the apply journal; moving it aside");
+            tracing::error!(journal = %path.display(), moved_to = %aside.display(), error = %e, "cannot read the apply journal {} : {e}; moving it aside to {}", path.display(), aside.display());
             std::fs::rename(&path, &aside)?;
             return Ok(0);
         }
     };
     if journal.config_dir != config_dir {
         let aside = path.with_extension("json.other-dir");
-        tracing::error!(journal = %path.display(), journal_dir = %journal.config_dir.display(), config_dir = %config_dir.display(), "the apply journal belongs to another config directory; moving it aside");
+        tracing::error!(journal = %path.display(), journal_dir = %journal.config_dir.display(), config_dir = %config_dir.display(), "the apply journal {} belongs to another config directory ({}, not {}); moving it aside", path.display(), journal.config_dir.display(), config_dir.display());
         std::fs::rename(&path, &aside)?;
         return Ok(0);
     }
@@ -115,7 +115,7 @@ pub fn recover(state: &StateDir, config_dir: &Path) -> std::io::Result<usize> {
             Some(text) => write_atomic(&e.file, text.as_bytes())?,
             None => remove_durable(&e.file)?,
         }
-        tracing::info!(file = %e.file.display(), removed = e.content.is_none(), "completing an apply interrupted by a crash");
+        tracing::info!(file = %e.file.display(), removed = e.content.is_none(), "completing an apply interrupted by a crash: {} {}", if e.content.is_none() { "remove" } else { "write" }, e.file.display());
     }
     remove_durable(&path)?;
     Ok(journal.changes.len())

@@ -190,7 +190,10 @@ impl Applier {
         let recovered = blocking(move || journal::recover(&state, &dir)).await;
         match recovered {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(files = n, "finished an apply that a crash interrupted"),
+            Ok(n) => tracing::warn!(
+                files = n,
+                "finished an apply that a crash interrupted ({n} file(s))"
+            ),
             Err(e) => {
                 return Err(StartError::Io(format!(
                     "cannot finish the interrupted apply in {} : {e}",
@@ -415,11 +418,11 @@ impl Applier {
                         note_not_in_force(&mut status, &compiled.not_in_force, &self.admin);
                         self.publish(compiled.loaded, compiled.selection).await;
                         stats.config_reload_success.inc();
-                        tracing::info!(resources, trigger, read_ms, apply_ms, "config applied");
+                        tracing::info!(resources, trigger, read_ms, apply_ms, "config applied ({trigger}): {resources} resource(s), read in {read_ms} ms, applied in {apply_ms} ms");
                         true
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, trigger, "cannot apply config; keeping the running config");
+                        tracing::error!(error = %e, trigger, "cannot apply config ({trigger}) : {e}; keeping the running config");
                         stats.config_reload_failure.inc();
                         stats.config_stale.set(1);
                         false
@@ -471,7 +474,7 @@ impl Applier {
         .await;
         if let Err(e) = written {
             if let Err(again) = put_in_force(&self.server, previous).await {
-                tracing::error!(error = %again, "cannot put the previous config back in force");
+                tracing::error!(error = %again, "cannot put the previous config back in force : {again}");
             }
             self.admin.stats.config_reload_failure.inc();
             return Err(ChangeError::Write(e));
@@ -503,7 +506,7 @@ impl Applier {
         let (state, dir) = (self.settings.state.clone(), self.settings.dir.clone());
         let saved = blocking(move || snapshot::write(&state, &dir, &in_force.files)).await;
         if let Err(e) = saved {
-            tracing::warn!(snapshot = %self.settings.state.snapshot().display(), error = %e, "cannot save the last-good snapshot");
+            tracing::warn!(snapshot = %self.settings.state.snapshot().display(), error = %e, "cannot save the last-good snapshot {} : {e}", self.settings.state.snapshot().display());
         }
     }
 
@@ -539,7 +542,7 @@ impl Applier {
 
     fn clear_fault(&self, status: &mut Status) {
         if let Some(f) = status.fault.take() {
-            tracing::info!(config_dir = %self.settings.dir.display(), was = fault_words(f), "the config directory is usable again and in force");
+            tracing::info!(config_dir = %self.settings.dir.display(), was = fault_words(f), "the config directory is usable again and in force: {} (was {})", self.settings.dir.display(), fault_words(f));
         }
         self.admin.stats.config_stale.set(0);
     }

@@ -99,7 +99,9 @@ pub fn local_addrs() -> BTreeSet<IpAddr> {
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "cannot list this machine's addresses (getifaddrs)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list this machine's addresses (getifaddrs) : {e}")
+        }
     }
     out
 }

@@ -26,7 +26,7 @@ fn sender() -> Sender<Job> {
                 }
             });
         if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the config thread");
+            tracing::error!(error = %e, "cannot start the config thread : {e}");
         }
         Mutex::new(tx)
     })

@@ -87,7 +87,8 @@ impl Server {
             in_flight = requests,
             connections,
             timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            "drain started: listeners closed, waiting for requests in flight"
+            "drain started: listeners closed, waiting up to {} ms for {requests} request(s) in flight on {connections} connection(s)",
+            timeout.as_millis()
         );
         let finished = tokio::select! {
             _ = self.phase.closed() => None,
@@ -108,7 +109,8 @@ impl Server {
             {
                 tracing::warn!(
                     connections = self.phase.receiver_count(),
-                    "connections still open after the drain deadline"
+                    "{} connection(s) still open after the drain deadline",
+                    self.phase.receiver_count()
                 );
             }
         }

@@ -125,13 +125,15 @@ impl Discovery {
                         hostname,
                         failed,
                         hosts = addrs.len(),
-                        "DNS lookup succeeds again"
+                        "DNS lookup succeeds again for {hostname} (cluster {cluster}) after {failed} failure(s): {} host(s)",
+                        addrs.len()
                     ),
                     State::NoAddress => tracing::info!(
                         cluster,
                         hostname,
                         hosts = addrs.len(),
-                        "DNS name resolves again"
+                        "DNS name resolves again: {hostname} (cluster {cluster}), {} host(s)",
+                        addrs.len()
                     ),
                     State::Starting | State::Resolved => {}
                 }
@@ -145,7 +147,8 @@ impl Discovery {
                         hosts = addrs.len(),
                         added,
                         removed,
-                        "DNS hosts changed"
+                        "DNS hosts changed for {hostname} (cluster {cluster}): now {} (added: {added}; removed: {removed})",
+                        addrs.len()
                     );
                 }
                 self.state = State::Resolved;
@@ -157,7 +160,7 @@ impl Discovery {
                 if self.state != State::NoAddress {
                     tracing::warn!(
                         cluster, hostname, error = %why,
-                        "DNS name resolves to no address: the cluster has no hosts"
+                        "DNS name resolves to no address: {hostname} (cluster {cluster}), {why}: the cluster has no hosts"
                     );
                 }
                 self.state = State::NoAddress;
@@ -171,7 +174,8 @@ impl Discovery {
                     _ => {
                         tracing::warn!(
                             cluster, hostname, hosts = self.hosts.len(), error = %why,
-                            "DNS lookup failed: keeping the last hosts until a lookup succeeds"
+                            "DNS lookup failed for {hostname} (cluster {cluster}), {why}: keeping the last {} host(s) until a lookup succeeds",
+                            self.hosts.len()
                         );
                         State::Failing(1)
                     }
