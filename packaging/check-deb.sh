@@ -18,8 +18,8 @@ for t in meshd meshctl meshload meshstat; do
   /usr/bin/$t --version
   [[ -s /usr/share/bash-completion/completions/$t ]] || { echo "check-deb: no bash completion for $t" >&2; exit 1; }
 done
-for page in /usr/share/man/man8/meshd.8 /usr/share/man/man1/meshctl.1 /usr/share/man/man1/meshload.1 \
-  /usr/share/man/man1/meshstat.1; do
+for page in /usr/share/man/man8/meshd.8.gz /usr/share/man/man1/meshctl.1.gz \
+  /usr/share/man/man1/meshload.1.gz /usr/share/man/man1/meshstat.1.gz; do
   # man -l warns on stderr about roff it cannot render: any warning fails the check.
   warnings=$(MANPAGER=cat MANWIDTH=100 man -l "$page" 2>&1 >/dev/null)
   [[ -z $warnings ]] || { echo "check-deb: $page: $warnings" >&2; exit 1; }

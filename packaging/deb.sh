@@ -9,4 +9,6 @@ target=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --profile dist -p meshd -p meshctl -p meshload -p meshstat -p mesh-dist --bins
 rm -rf "$target/dist/docs"
 "$target/dist/mesh-dist" "$target/dist/docs" >/dev/null
+# Debian installs man pages gzipped (policy 12.1; -n: no name or time stamp, reproducible).
+gzip -9n "$target/dist/docs"/man/man*/*
 cargo deb -p meshd --no-build --profile dist
