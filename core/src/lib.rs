@@ -9,6 +9,7 @@ pub mod breaker;
 pub mod fault;
 pub mod health;
 pub mod istio;
+pub mod lograte;
 pub mod model;
 pub mod outlier;
 pub mod pool;

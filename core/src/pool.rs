@@ -166,6 +166,8 @@ pub struct ClusterInfo {
     pub counters: ClusterCounters,
     /// `upstream_rq_<code>` / `upstream_rq_<N>xx` of responses sent downstream.
     pub codes: CodeStats,
+    /// meshd's log line about this cluster's refusals: at most one per 10 s.
+    pub refusal_log: crate::lograte::Every,
 }
 
 impl ClusterInfo {
@@ -177,6 +179,7 @@ impl ClusterInfo {
             high: Breakers::new(thresholds),
             counters: ClusterCounters::default(),
             codes: CodeStats::default(),
+            refusal_log: crate::lograte::Every::new(std::time::Duration::from_secs(10)),
         }
     }
 }

@@ -571,13 +571,10 @@ fn client_failure(done: &mut Completion) -> Option<LocalReply> {
 /// A refusal by a pool: 503 with Envoy's flag and body, plus the limit and cluster that refused.
 fn refuse(e: CheckoutError, cluster: &ClusterInfo, done: Completion) -> Response<ResponseBody> {
     let reply = match e {
-        CheckoutError::Overflow(limit) => {
-            tracing::debug!(cluster = %cluster.name, limit = limit.threshold_name(), "overflow");
-            LocalReply::Overflow {
-                limit,
-                cluster: cluster.name.clone(),
-            }
-        }
+        CheckoutError::Overflow(limit) => LocalReply::Overflow {
+            limit,
+            cluster: cluster.name.clone(),
+        },
         CheckoutError::NoHealthyUpstream => LocalReply::NoHealthyUpstream,
         CheckoutError::ConnectFailed { addr, source } => LocalReply::ConnectFailed {
             addr,
@@ -596,6 +593,7 @@ fn refused(
 ) -> Response<ResponseBody> {
     cluster.codes.record(503);
     cluster.counters.upstream_rq_completed.inc();
+    reply.log_refusal(cluster);
     if done.record.upstream_cluster.is_none() {
         done.record.upstream_cluster = Some(cluster.shared_name.clone());
     }

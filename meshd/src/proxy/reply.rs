@@ -9,6 +9,7 @@ use http::header::HeaderName;
 use http::StatusCode;
 use mesh_core::accesslog::ResponseFlag;
 use mesh_core::breaker::Limit;
+use mesh_core::pool::ClusterInfo;
 
 /// Envoy's body for a refusal by a circuit breaker.
 pub const OVERFLOW_BODY: &str =
@@ -201,6 +202,39 @@ impl LocalReply {
             LocalReply::UpstreamProtocolError => format!("{RESET} protocol error"),
             LocalReply::UpstreamReset => format!("{RESET} connection termination"),
         }
+    }
+
+    /// The journal's view of a cluster's refusals: one warning (fields `cluster`, `flag`,
+    /// `details`, `missed`) for the first refusal and then at most one per 10 s per cluster,
+    /// saying how many were not logged since; every refusal is in the stats, the access log and
+    /// `meshstat why`.
+    pub fn log_refusal(&self, cluster: &ClusterInfo) {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now_ms = START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64;
+        let Some(missed) = cluster.refusal_log.check(now_ms) else {
+            return;
+        };
+        let flag = self.flag().map_or("-", ResponseFlag::short);
+        let why = match self {
+            LocalReply::Overflow { limit, .. } => format!(
+                "at its {} limit ({})",
+                limit.threshold_name(),
+                cluster.breakers.get(*limit).max()
+            ),
+            other => other.details().into_owned(),
+        };
+        let since = if missed > 0 {
+            format!("; {missed} more since the last such line (one per 10 s at most)")
+        } else {
+            String::new()
+        };
+        tracing::warn!(
+            cluster = %cluster.name, flag, details = %self.details(), missed,
+            "cluster {}: refusing requests with 503 {flag}: {why}{since}", cluster.name
+        );
     }
 
     /// Headers besides `content-type` and `content-length`.
