@@ -56,7 +56,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
@@ -236,7 +235,7 @@ pub async fn handle(
     let mut done = Completion::new(listener, table.log.clone(), record);
     done.progress = Some(progress.clone());
     if !headers::host_ok(parts.version, &parts.headers) {
-        return Ok(local_reply(LocalReply::MissingHost, done));
+        return Ok(reply::respond(LocalReply::MissingHost, done));
     }
     let mut timers = Timers::new(progress.clone(), table.timeout, table.idle_timeout);
 
@@ -266,7 +265,7 @@ pub async fn handle(
     }
     let Some(action) = table.routing.route(&parts) else {
         done.listener.stats.counters.no_route.inc();
-        return Ok(local_reply(LocalReply::NoRoute, done));
+        return Ok(reply::respond(LocalReply::NoRoute, done));
     };
     // A weighted split does not send to a target without a usable host while another has one.
     let usable = |c: &str| {
@@ -281,7 +280,7 @@ pub async fn handle(
         action.cluster
     };
     let Some(upstream) = table.clusters.get(cluster).cloned() else {
-        return Ok(local_reply(LocalReply::ClusterNotFound, done));
+        return Ok(reply::respond(LocalReply::ClusterNotFound, done));
     };
     done.record.upstream_cluster = Some(upstream.pool.info().shared_name.clone());
     if let Some(p) = &action.path {
@@ -312,7 +311,7 @@ pub async fn handle(
         Some(policy) => {
             let stats = done.listener.stats.clone();
             if let Some(abort) = fault::inject(policy, &stats, &mut done.record.flags).await {
-                return Ok(local_reply(abort, done));
+                return Ok(reply::respond(abort, done));
             }
             timers.restart(timeout, idle_timeout);
         }
@@ -328,7 +327,7 @@ pub async fn handle(
                 Ok(o) => o,
                 Err(BodyFailed) => {
                     let reply = client_failure(&mut done).unwrap_or(LocalReply::DownstreamDisconnected);
-                    return Ok(local_reply(reply, done));
+                    return Ok(reply::respond(reply, done));
                 }
             },
             e = timers.expired() => return Ok(fail(Failure::Expired(e), upstream.pool.info(), None, done)),
@@ -360,7 +359,7 @@ async fn attempts(
     loop {
         let Some(req) = out.request() else {
             // Unreachable: a body that cannot be sent again is never retried.
-            return local_reply(LocalReply::UpstreamReset, done);
+            return reply::respond(LocalReply::UpstreamReset, done);
         };
         done.record.attempts += 1;
         let mut tried = None;
@@ -553,7 +552,7 @@ fn fail(
             }
         }
     };
-    local_reply(reply, done)
+    reply::respond(reply, done)
 }
 
 /// When the client's request body failed (its framing, or the client leaving): the reply that
@@ -570,19 +569,7 @@ fn client_failure(done: &mut Completion) -> Option<LocalReply> {
 
 /// A refusal by a pool: 503 with Envoy's flag and body, plus the limit and cluster that refused.
 fn refuse(e: CheckoutError, cluster: &ClusterInfo, done: Completion) -> Response<ResponseBody> {
-    let reply = match e {
-        CheckoutError::Overflow(limit) => LocalReply::Overflow {
-            limit,
-            cluster: cluster.name.clone(),
-        },
-        CheckoutError::NoHealthyUpstream => LocalReply::NoHealthyUpstream,
-        CheckoutError::ConnectFailed { addr, source } => LocalReply::ConnectFailed {
-            addr,
-            reason: source.to_string(),
-        },
-        CheckoutError::ConnectTimeout { addr } => LocalReply::ConnectTimeout { addr },
-    };
-    refused(reply, cluster, done)
+    refused(LocalReply::refusal(e, &cluster.name), cluster, done)
 }
 
 /// A 503 for `cluster`, counted as its response.
@@ -597,37 +584,5 @@ fn refused(
     if done.record.upstream_cluster.is_none() {
         done.record.upstream_cluster = Some(cluster.shared_name.clone());
     }
-    local_reply(reply, done)
-}
-
-/// A response made by meshd itself: [`LocalReply`] says its status, flag, details, body and
-/// headers.
-fn local_reply(reply: LocalReply, mut done: Completion) -> Response<ResponseBody> {
-    let status = reply.status();
-    if let Some(flag) = reply.flag() {
-        done.record.flags.insert(flag);
-    }
-    done.record.details = reply.details();
-    if let Some(addr) = reply.upstream_host() {
-        done.record.upstream_host = Some(addr);
-    }
-    let body = reply.body();
-    done.listener.stats.codes.record(status.as_u16());
-    done.record.code = status.as_u16();
-    let mut resp = Response::new(ResponseBody::local(Bytes::from(body.clone()), done));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    if !body.is_empty() {
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain"),
-        );
-    }
-    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    for (k, v) in reply.headers() {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
-    resp
+    reply::respond(reply, done)
 }

@@ -5,11 +5,14 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use http::header::HeaderName;
-use http::StatusCode;
+use http::{HeaderValue, Response, StatusCode};
 use mesh_core::accesslog::ResponseFlag;
 use mesh_core::breaker::Limit;
-use mesh_core::pool::ClusterInfo;
+use mesh_core::pool::{CheckoutError, ClusterInfo};
+
+use crate::body::{Completion, ResponseBody};
 
 /// Envoy's body for a refusal by a circuit breaker.
 pub const OVERFLOW_BODY: &str =
@@ -204,6 +207,22 @@ impl LocalReply {
         }
     }
 
+    /// A pool's refusal (503): Envoy's flag and body, plus the limit and cluster that refused.
+    pub fn refusal(e: CheckoutError, cluster: &str) -> LocalReply {
+        match e {
+            CheckoutError::Overflow(limit) => LocalReply::Overflow {
+                limit,
+                cluster: cluster.to_owned(),
+            },
+            CheckoutError::NoHealthyUpstream => LocalReply::NoHealthyUpstream,
+            CheckoutError::ConnectFailed { addr, source } => LocalReply::ConnectFailed {
+                addr,
+                reason: source.to_string(),
+            },
+            CheckoutError::ConnectTimeout { addr } => LocalReply::ConnectTimeout { addr },
+        }
+    }
+
     /// The journal's view of a cluster's refusals: one warning (fields `cluster`, `flag`,
     /// `details`, `missed`) for the first refusal and then at most one per 10 s per cluster,
     /// saying how many were not logged since; every refusal is in the stats, the access log and
@@ -270,6 +289,38 @@ impl LocalReply {
             _ => None,
         }
     }
+}
+
+/// A response made by meshd itself: [`LocalReply`] says its status, flag, details, body and
+/// headers; `done` records them for the access log and the listener's stats.
+pub fn respond(reply: LocalReply, mut done: Completion) -> Response<ResponseBody> {
+    let status = reply.status();
+    if let Some(flag) = reply.flag() {
+        done.record.flags.insert(flag);
+    }
+    done.record.details = reply.details();
+    if let Some(addr) = reply.upstream_host() {
+        done.record.upstream_host = Some(addr);
+    }
+    let body = reply.body();
+    done.listener.stats.codes.record(status.as_u16());
+    done.record.code = status.as_u16();
+    let mut resp = Response::new(ResponseBody::local(Bytes::from(body.clone()), done));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if !body.is_empty() {
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+    }
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    for (k, v) in reply.headers() {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    resp
 }
 
 #[cfg(test)]
