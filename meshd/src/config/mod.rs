@@ -18,6 +18,7 @@
 pub mod files;
 pub mod journal;
 pub mod load;
+pub mod metadata;
 pub mod nodes;
 pub mod offline;
 pub mod snapshot;
