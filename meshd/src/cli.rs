@@ -205,6 +205,12 @@ pub struct Args {
           value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// Worker threads serving connections (Envoy's --concurrency). Default: the cores meshd may
+    /// use (its CPU affinity and cgroup quota).
+    #[arg(long, env = "MESHD_CONCURRENCY", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+
     /// Log level (trace, debug, info, warn, error, off) or filter (tracing's EnvFilter
     /// syntax, e.g. `info,meshd::config=debug`). Without the flag: MESHD_LOG, else RUST_LOG,
     /// else info. Under systemd (JOURNAL_STREAM set) logs go to the journal with their fields

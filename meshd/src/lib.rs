@@ -113,6 +113,21 @@ pub fn overrides(args: &Args) -> Overrides {
     }
 }
 
+/// Names the runtime's threads: tokio starts its `workers` worker threads first, when the
+/// runtime is built, so those are `meshd-worker` (what `--concurrency` sets, visible in
+/// /proc/PID/task/*/comm and top -H); threads it starts later run blocking work (file reads,
+/// DNS lookups) and are `meshd-blocking`.
+fn thread_name(workers: usize) -> impl Fn() -> String + Send + Sync + 'static {
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    move || {
+        if started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < workers {
+            "meshd-worker".to_owned()
+        } else {
+            "meshd-blocking".to_owned()
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. Returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
     match log_filter(args.log.as_deref()) {
@@ -126,7 +141,13 @@ pub fn run(args: Args) -> ExitCode {
     if args.check_config {
         return check::check_config(&args);
     }
+    let workers = args.concurrency.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |n| n as usize,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name_fn(thread_name(workers))
         .enable_all()
         .build()
     {

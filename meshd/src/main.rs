@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-// The allocator is chosen by a cargo feature; `meshd/bench/idle-rss.sh` measures each.
+// The allocator is chosen by a cargo feature; `bench/idle-rss.sh` measures each.
 #[cfg(all(feature = "jemalloc", feature = "mimalloc"))]
 compile_error!("choose one allocator feature: jemalloc or mimalloc");
 

@@ -251,3 +251,47 @@ fn a_missing_config_directory_at_start_without_a_last_good_config_exits_1_naming
         "meshd does not create it"
     );
 }
+
+/// The threads of process `pid` named `name` (/proc/PID/task/*/comm).
+fn threads_named(pid: u32, name: &str) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+#[test]
+fn concurrency_sets_the_worker_threads_and_refuses_0_or_a_non_number() {
+    let r = meshd(&["--concurrency", "0"], &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--concurrency"), "{}", r.stderr);
+    let r = meshd(&[], &[("MESHD_CONCURRENCY", "x")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("--concurrency")
+            && r.stderr
+                .contains("meshd: MESHD_CONCURRENCY : the refused value comes from this variable"),
+        "{}",
+        r.stderr
+    );
+    assert!(meshd(&["--help"], &[]).stdout.contains("--concurrency <N>"));
+
+    let up = RawUpstream::start(|c: &mut RawConn| {
+        while c.next_request().is_some() {
+            if !c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n") {
+                return false;
+            }
+        }
+        false
+    });
+    let node = OneNode::write(json!({}));
+    // 1 (the smallest) and 3 (more than this 2-core machine's default).
+    for n in [1, 3] {
+        let m = node.start(up.addr, &["--concurrency", &n.to_string()]);
+        let lis = m.listener("app-ingress");
+        let reply = mesh_tests::http_get(&format!("http://{lis}/"));
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(threads_named(m.proc.pid(), "meshd-worker"), n);
+    }
+}

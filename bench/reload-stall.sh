@@ -7,12 +7,12 @@
 # peak and after the reload shows what a reload costs in memory.
 #
 #   cargo build --release -p meshd -p meshload -p mesh-examples --bins
-#   meshd/bench/reload-stall.sh                  # ROUTES=20000 (4.4 MB, one file)
-#   ROUTES=70000 meshd/bench/reload-stall.sh     # about the largest config meshd accepts (16 MiB)
+#   bench/reload-stall.sh                  # ROUTES=20000 (4.4 MB, one file)
+#   ROUTES=70000 bench/reload-stall.sh     # about the largest config meshd accepts (16 MiB)
 #
 # Env: ROUTES (20000), D (8, seconds), ROUNDS (3), TARGET_DIR. Needs curl and python3.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}
 R="$TARGET_DIR/release"
 ROUTES=${ROUTES:-20000}

@@ -6,15 +6,15 @@
 # removes startup and shutdown.
 #
 #   cargo build --release -p meshd -p meshload -p mesh-examples --bins
-#   meshd/bench/instructions.sh              # green logs to a file (the walkthrough)
-#   NOLOG=1 meshd/bench/instructions.sh      # green without an access log
-#   ALLOCATORS="glibc jemalloc mimalloc" meshd/bench/instructions.sh   # builds meshd with each
+#   bench/meshd-instructions.sh              # green logs to a file (the walkthrough)
+#   NOLOG=1 bench/meshd-instructions.sh      # green without an access log
+#   ALLOCATORS="glibc jemalloc mimalloc" bench/meshd-instructions.sh   # builds meshd with each
 #                                            # allocator feature (glibc: none) and measures each
 #
 # Needs valgrind and curl. Env: N1 (default 1000), N2 (5000), TARGET_DIR, KEEP (a path to keep
 # the N2 run's callgrind output at, for callgrind_annotate).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}
 R="$TARGET_DIR/release"
 N1=${N1:-1000}
