@@ -23,9 +23,9 @@
 //!      newly opened connection when a reused keep-alive connection turns out closed by the
 //!      upstream, if either nothing of it was written, or it has no body and an idempotent
 //!      method and the connection closed before a response head (counted in
-//!      `upstream_rq_resent_on_new_cx`). Otherwise: a response head above 60 KiB or malformed
-//!      → 502 `UPE`; the client's body broke its framing → 400 `DPE`; any other failure → 503
-//!      `UC`; the per-try timeout → 504 `UT`;
+//!      `upstream_rq_resent_on_new_cx`). Otherwise: a response head above 60 KiB, malformed, or
+//!      with both Content-Length and Transfer-Encoding → 502 `UPE`; the client's body broke
+//!      its framing → 400 `DPE`; any other failure → 503 `UC`; the per-try timeout → 504 `UT`;
 //!    - the attempt's [`Outcome`](mesh_core::retry::Outcome) is recorded against its host (outlier detection) and
 //!      [`RetryState`] decides: retry after a jittered backoff (the body, kept up to 64 KiB, is
 //!      sent again), or answer with this attempt's result, flagged `URX` when the retries ran
@@ -464,6 +464,16 @@ type Sent = (crate::upstream::TcpCheckout, Response<Incoming>, Duration);
 /// with the timers still running.
 fn forward(sent: Sent, mut done: Completion, timers: Timers) -> Response<ResponseBody> {
     let (checkout, resp, service_time) = sent;
+    if !headers::framing_ok(resp.headers()) {
+        // Both Content-Length and Transfer-Encoding: a protocol error (502 `UPE`); the unread
+        // body is dropped, so hyper does not reuse the connection.
+        let info = checkout.cluster();
+        info.counters.upstream_cx_protocol_error.inc();
+        info.codes.record(502);
+        done.record.upstream_host = Some(checkout.host().addr);
+        tracing::debug!(cluster = %info.name, "upstream response with content-length and transfer-encoding");
+        return local_reply(LocalReply::UpstreamProtocolError, done);
+    }
     let (mut rparts, rbody) = resp.into_parts();
     let code = rparts.status.as_u16();
     let info = checkout.cluster();

@@ -43,6 +43,15 @@ pub fn host_ok(version: Version, headers: &HeaderMap) -> bool {
     }
 }
 
+/// Whether a message's framing is unambiguous: never both `Content-Length` and
+/// `Transfer-Encoding` (RFC 9112 §6.1). hyper drops the `Content-Length` of such a request (and
+/// closes after it); an upstream response keeps both, and meshd answers 502 `UPE` for it, as
+/// Envoy does without `allow_chunked_length` (forwarding both made hyper reset the client).
+pub fn framing_ok(headers: &HeaderMap) -> bool {
+    !(headers.contains_key(http::header::CONTENT_LENGTH)
+        && headers.contains_key(http::header::TRANSFER_ENCODING))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +69,17 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept"]);
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_ambiguous() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "3".parse().expect("value"));
+        assert!(framing_ok(&h));
+        h.insert("transfer-encoding", "chunked".parse().expect("value"));
+        assert!(!framing_ok(&h));
+        h.remove("content-length");
+        assert!(framing_ok(&h));
     }
 
     #[test]
