@@ -472,7 +472,7 @@ fn forward(sent: Sent, mut done: Completion, timers: Timers) -> Response<Respons
         info.codes.record(502);
         done.record.upstream_host = Some(checkout.host().addr);
         tracing::debug!(cluster = %info.name, "upstream response with content-length and transfer-encoding");
-        return local_reply(LocalReply::UpstreamProtocolError, done);
+        return reply::respond(LocalReply::UpstreamProtocolError, done);
     }
     let (mut rparts, rbody) = resp.into_parts();
     let code = rparts.status.as_u16();
