@@ -84,7 +84,10 @@ run() { # TARGET MODE N -> instructions the target executed
   fi
   "$R/meshload" -c 4 -qps 0 -n "$n" -loglevel Error "http://$addr/" >"$W/$name.load" 2>&1 || true
   for c in "${held[@]}"; do stop_pid "$c"; done
-  kill -INT "$pid" 2>/dev/null || true
+  # SIGTERM, not SIGINT: a non-interactive shell starts background jobs with SIGINT ignored,
+  # and HAProxy keeps it so (it waited forever); all three exit cleanly on SIGTERM, so
+  # callgrind writes its totals.
+  kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   [[ -n "${KEEP:-}" && $t == meshd && $mode == plain && $n == "$N2" ]] && cp "$out" "$KEEP"
   # callgrind's total: the "summary:" (or "totals:") line of its output file
