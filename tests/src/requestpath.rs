@@ -281,3 +281,24 @@ pub fn signal(pid: u32, sig: &str) {
     );
     assert_eq!(r.code, 0, "kill -{sig} {pid}: {}", r.stderr);
 }
+
+/// Reads from a client's connection until the peer closes it (true: EOF or reset) or the
+/// socket's read timeout passes without a byte (false); returns what came, lossily as text.
+pub fn read_to_close(s: &mut std::net::TcpStream) -> (String, bool) {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    let closed = loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) => {
+                break !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )
+            }
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}

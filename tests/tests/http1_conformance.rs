@@ -22,15 +22,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     s.write_all(request).expect("send request");
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
-    while let Ok(n) = s.read(&mut chunk) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&chunk[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    mesh_tests::read_to_close(&mut s).0
 }
 
 /// One request as the upstream decoded it from what meshd sent.

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mesh_tests::{DemoApp, OneNode, RawConn, RawUpstream, ONE_NODE_CLUSTER};
+use mesh_tests::{read_to_close, DemoApp, OneNode, RawConn, RawUpstream, ONE_NODE_CLUSTER};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,25 +20,6 @@ fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     s
-}
-
-/// Reads until the peer closes (true) or `TIMEOUT` passes without a byte (false).
-fn read_to_close(s: &mut TcpStream) -> (String, bool) {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
-    let closed = loop {
-        match s.read(&mut chunk) {
-            Ok(0) => break true,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) => {
-                break !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                )
-            }
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
 }
 
 /// Reads until `out` contains `needle` (bounded by the read timeout); panics otherwise.

@@ -22,21 +22,7 @@ fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> (String, boo
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(timeout)).expect("timeout");
     s.write_all(request).expect("send request");
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
-    let closed = loop {
-        match s.read(&mut chunk) {
-            Ok(0) => break true,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) => {
-                break !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                )
-            }
-        }
-    };
-    (String::from_utf8_lossy(&out).into_owned(), closed)
+    mesh_tests::read_to_close(&mut s)
 }
 
 /// Reads one response with a `content-length` from a kept-alive connection.
