@@ -18,6 +18,13 @@ for t in meshd meshctl meshload meshstat; do
   /usr/bin/$t --version
   [[ -s /usr/share/bash-completion/completions/$t ]] || { echo "check-deb: no bash completion for $t" >&2; exit 1; }
 done
+# `meshd --check-config` on the installed, empty /etc/meshd: invalid (exit 2), naming it.
+set +e
+check=$(/usr/bin/meshd --check-config 2>&1)
+rc=$?
+set -e
+[[ $rc -eq 2 && $check == *"/etc/meshd"* ]] ||
+  { echo "check-deb: meshd --check-config on the empty /etc/meshd: exit $rc: $check" >&2; exit 1; }
 for page in /usr/share/man/man8/meshd.8.gz /usr/share/man/man1/meshctl.1.gz \
   /usr/share/man/man1/meshload.1.gz /usr/share/man/man1/meshstat.1.gz; do
   # man -l warns on stderr about roff it cannot render: any warning fails the check.

@@ -120,6 +120,8 @@ vm sh -c 'systemd-run -q --unit=app -p DynamicUser=yes /usr/local/bin/app --colo
 step "cd /root && apt-get install -y -q $pkg" # `apt install` is apt-get's interactive face
 step 'cp /usr/share/doc/mesh/examples/walkthrough/*.json /etc/meshd/'
 step 'echo MESHD_NODE=green >> /etc/default/meshd'
+# What an ExecStartPre= would run: the installed config, with the unit's environment file.
+step 'set -a && . /etc/default/meshd && meshd --check-config | grep -q "^serve  green"'
 step 'systemctl enable --now meshd'
 [[ $(prop meshd ActiveState) == active ]] || fail "meshd not active after enable --now"
 pid=$(prop meshd MainPID)
