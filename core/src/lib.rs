@@ -7,6 +7,7 @@ pub mod accesslog;
 pub mod balance;
 pub mod breaker;
 pub mod fault;
+pub mod h1;
 pub mod health;
 pub mod istio;
 pub mod lograte;

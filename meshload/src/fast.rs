@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 
+use mesh_core::h1::{response_framing, Framing};
+
 use crate::client::{Failure, Reply, Target};
 use crate::tls::Tls;
 
@@ -26,15 +28,6 @@ const INITIAL_BUF: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
 /// Response headers parsed per head; more is a protocol error.
 const MAX_HEADERS: usize = 128;
-
-/// How the response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
 
 /// What a parsed response head says.
 #[derive(Debug, Clone, Copy)]
@@ -114,72 +107,6 @@ pub async fn connect(target: &Target, tls: Option<&Tls>) -> io::Result<Conn> {
     })
 }
 
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// A Content-Length value: ASCII digits (optional surrounding whitespace), no sign, no overflow.
-fn content_length(v: &[u8]) -> Option<u64> {
-    let v = v.trim_ascii();
-    if v.is_empty() {
-        return None;
-    }
-    v.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
-
-/// Framing and persistence from a parsed head (`head_request`: the request was HEAD).
-fn framing(resp: &httparse::Response<'_, '_>, head_request: bool) -> Result<(Framing, bool), ()> {
-    let status = resp.code.unwrap_or(0);
-    let http10 = resp.version == Some(0);
-    let mut length: Option<u64> = None;
-    let mut te: Option<&[u8]> = None;
-    let mut close = false;
-    let mut keep_alive = false;
-    for h in resp.headers.iter() {
-        // Names are compared only when their length matches one of the three we need.
-        let name = h.name.as_bytes();
-        match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let v = content_length(h.value).ok_or(())?;
-                if length.is_some_and(|l| l != v) {
-                    return Err(());
-                }
-                length = Some(v);
-            }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => te = Some(h.value),
-            10 if name.eq_ignore_ascii_case(b"connection") => {
-                close |= has_token(h.value, b"close");
-                keep_alive |= has_token(h.value, b"keep-alive");
-            }
-            _ => {}
-        }
-    }
-    let close = close || (http10 && !keep_alive);
-    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
-        return Ok((Framing::None, close));
-    }
-    if let Some(te) = te {
-        let last = te.rsplit(|&b| b == b',').next().unwrap_or(b"").trim_ascii();
-        return Ok(if !http10 && last.eq_ignore_ascii_case(b"chunked") {
-            (Framing::Chunked, close)
-        } else {
-            (Framing::UntilClose, true)
-        });
-    }
-    Ok(match length {
-        Some(n) => (Framing::Length(n), close),
-        None => (Framing::UntilClose, true),
-    })
-}
-
 impl Conn {
     /// Whether another request may be sent on this connection.
     pub fn reusable(&self) -> bool {
@@ -227,7 +154,7 @@ impl Conn {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or(0);
                         let (framing, close) =
-                            framing(&resp, head_request).map_err(|()| Failure::InBody)?;
+                            response_framing(&resp, head_request).map_err(|_| Failure::InBody)?;
                         return Ok(Head {
                             len,
                             status,
@@ -399,61 +326,5 @@ impl Conn {
             body_size,
             close,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(raw: &[u8], head_request: bool) -> Result<(Framing, bool), ()> {
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut resp = httparse::Response::new(&mut headers);
-        assert!(resp.parse(raw).is_ok_and(|s| s.is_complete()));
-        framing(&resp, head_request)
-    }
-
-    #[test]
-    fn framing_follows_rfc_9112() {
-        let r = |s: &str| parse(s.as_bytes(), false);
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
-            Ok((Framing::Length(5), false))
-        );
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n"),
-            Ok((Framing::Chunked, false))
-        );
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\n\r\n"),
-            Ok((Framing::UntilClose, true))
-        );
-        assert_eq!(
-            r("HTTP/1.1 204 No Content\r\ncontent-length: 7\r\n\r\n"),
-            Ok((Framing::None, false))
-        );
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\ncontent-length: 0\r\n\r\n"),
-            Ok((Framing::Length(0), true))
-        );
-        assert_eq!(
-            r("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n"),
-            Ok((Framing::Length(1), true))
-        );
-        assert_eq!(
-            r("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\n"),
-            Ok((Framing::Length(1), false))
-        );
-        assert_eq!(
-            parse(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", true),
-            Ok((Framing::None, false))
-        );
-        assert!(r("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n").is_err());
-        assert!(r("HTTP/1.1 200 OK\r\ncontent-length: -5\r\n\r\n").is_err());
-        assert!(r("HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n").is_err());
-        assert_eq!(
-            r("HTTP/1.1 200 OK\r\nContent-Length:  12 \r\n\r\n"),
-            Ok((Framing::Length(12), false))
-        );
     }
 }
