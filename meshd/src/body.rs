@@ -26,7 +26,7 @@ use mesh_core::pool::{Checkout, SlotConnector};
 
 use crate::proxy::timeout::{Expired, Progress, RequestBodyError, Timers};
 use crate::proxy::ListenerState;
-use crate::upstream::TcpCheckout;
+use crate::upstream::{Reader, TcpCheckout};
 
 /// Errors a body hands to hyper (which then closes the connection).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -319,7 +319,8 @@ impl Drop for Completion {
 }
 
 enum Kind {
-    Upstream(Incoming, Option<Timers>),
+    /// Read from the connection in the completion's checkout.
+    Upstream(Reader, Option<Timers>),
     Local(Option<Bytes>),
 }
 
@@ -331,7 +332,7 @@ pub struct ResponseBody {
 
 impl ResponseBody {
     /// Streams an upstream response body; `timers` keep running until its last byte.
-    pub fn upstream(inner: Incoming, completion: Completion, timers: Timers) -> Self {
+    pub fn upstream(inner: Reader, completion: Completion, timers: Timers) -> Self {
         ResponseBody {
             kind: Kind::Upstream(inner, Some(timers)),
             completion: Some(completion),
@@ -396,7 +397,12 @@ impl Body for ResponseBody {
                     Poll::Ready(None)
                 }
             },
-            Kind::Upstream(inner, timers) => match Pin::new(inner).poll_frame(cx) {
+            Kind::Upstream(reader, timers) => match this
+                .completion
+                .as_mut()
+                .and_then(|c| c.upstream.as_mut())
+                .map_or(Poll::Ready(None), |u| reader.poll_frame(u.conn(), cx))
+            {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let (Some(d), Some(c)) = (frame.data_ref(), this.completion.as_mut()) {
                         c.record.bytes_sent += d.len() as u64;
@@ -439,14 +445,14 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Local(b) => b.is_none(),
-            Kind::Upstream(i, _) => i.is_end_stream(),
+            Kind::Upstream(r, _) => r.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Upstream(i, _) => i.size_hint(),
+            Kind::Upstream(r, _) => r.size_hint(),
         }
     }
 }

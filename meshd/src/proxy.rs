@@ -455,10 +455,14 @@ enum Failure {
     /// The attempt's per-try timeout.
     PerTryTimeout,
     /// The connection closed or broke; `true` when request bytes had been written.
-    Reset(SocketAddr, hyper::Error, bool),
+    Reset(SocketAddr, crate::upstream::Error, bool),
 }
 
-type Sent = (crate::upstream::TcpCheckout, Response<Incoming>, Duration);
+type Sent = (
+    crate::upstream::TcpCheckout,
+    Response<crate::upstream::Reader>,
+    Duration,
+);
 
 /// The upstream's response head goes to the client; its body streams through [`ResponseBody`]
 /// with the timers still running.
@@ -466,7 +470,7 @@ fn forward(sent: Sent, mut done: Completion, timers: Timers) -> Response<Respons
     let (checkout, resp, service_time) = sent;
     if !headers::framing_ok(resp.headers()) {
         // Both Content-Length and Transfer-Encoding: a protocol error (502 `UPE`); the unread
-        // body is dropped, so hyper does not reuse the connection.
+        // body is dropped with the checkout, which closes the connection.
         let info = checkout.cluster();
         info.counters.upstream_cx_protocol_error.inc();
         info.codes.record(502);
