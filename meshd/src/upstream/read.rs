@@ -129,13 +129,13 @@ pub struct Reader {
     chunks: ChunkedDecoder,
     /// The rest of a request body the upstream answered before it ended, and whether the
     /// response lets the connection be reused once it is all sent.
-    sending: Option<(BodySender<RequestBody>, bool)>,
+    sending: Option<Box<(BodySender<RequestBody>, bool)>>,
 }
 
 impl Reader {
     /// Sends the rest of the request body while the response is read.
     pub(super) fn keep_sending(&mut self, sender: BodySender<RequestBody>, reusable: bool) {
-        self.sending = Some((sender, reusable));
+        self.sending = Some(Box::new((sender, reusable)));
     }
 
     /// Whether the body has ended (or never had bytes).
@@ -159,7 +159,8 @@ impl Reader {
         conn: &mut Upstream,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        if let Some((sender, reusable)) = self.sending.as_mut() {
+        if let Some(sending) = self.sending.as_mut() {
+            let (sender, reusable) = &mut **sending;
             match sender.poll_send(&mut conn.io, cx) {
                 Poll::Ready(Ok(())) => {
                     conn.reusable = *reusable;
