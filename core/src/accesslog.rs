@@ -182,7 +182,8 @@ impl Flags {
     }
 }
 
-/// What one request did, as the access log reports it.
+/// What one request did, as the access log reports it. The default is an empty record
+/// starting at the Unix epoch (a placeholder left where a record was taken).
 #[derive(Debug, Clone)]
 pub struct Record {
     /// When the request started.
@@ -223,6 +224,31 @@ pub struct Record {
     /// `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`: attempts sent upstream (0 = none; retries add one
     /// each).
     pub attempts: u32,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            start_time: SystemTime::UNIX_EPOCH,
+            method: http::Method::GET,
+            path: String::new(),
+            version: http::Version::HTTP_11,
+            code: 0,
+            flags: Flags::default(),
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration_ms: 0,
+            upstream_service_time: None,
+            x_forwarded_for: None,
+            user_agent: None,
+            request_id: None,
+            authority: None,
+            upstream_host: None,
+            upstream_cluster: None,
+            details: std::borrow::Cow::Borrowed(""),
+            attempts: 0,
+        }
+    }
 }
 
 /// How lines are rendered.

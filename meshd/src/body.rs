@@ -326,7 +326,8 @@ impl Drop for CompletionState {
         stats.downstream_rq_active.dec();
         stats.counters.downstream_rq_completed.inc();
         if let Some(log) = &self.log {
-            let mut record = self.record.clone();
+            // The record is not needed after this line: moved, not copied.
+            let mut record = std::mem::take(&mut self.record);
             record.bytes_received = self
                 .progress
                 .as_ref()

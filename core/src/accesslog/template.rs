@@ -236,19 +236,18 @@ impl Op {
             }
         };
         if let Some(n) = self.number(r) {
-            return n.is_some_and(|n| write!(out, "{n}").is_ok());
+            return n.is_some_and(|n| {
+                out.push_str(itoa::Buffer::new().format(n));
+                true
+            });
         }
         match self {
-            Op::StartTime => {
-                let _ = write!(out, "{}", humantime::format_rfc3339_millis(r.start_time));
-            }
+            Op::StartTime => push_start_time(out, r.start_time),
             Op::Protocol => out.push_str(protocol(r.version)),
             Op::ResponseFlags => r.flags.write_short(out),
             Op::ResponseCodeDetails => out.push_str(&r.details),
             Op::UpstreamHost => match r.upstream_host {
-                Some(a) => {
-                    let _ = write!(out, "{a}");
-                }
+                Some(a) => push_addr(out, a),
                 None => return false,
             },
             Op::UpstreamCluster => match &r.upstream_cluster {
@@ -262,6 +261,53 @@ impl Op {
             _ => return false,
         }
         true
+    }
+}
+
+/// Appends `t` as RFC 3339 UTC with milliseconds (`2026-11-28T13:30:05.123Z`, Envoy's
+/// `%START_TIME%`). The part up to the seconds is formatted once per second per thread.
+fn push_start_time(out: &mut String, t: std::time::SystemTime) {
+    use std::cell::RefCell;
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            *text = humantime::format_rfc3339_seconds(whole).to_string();
+            text.pop(); // the trailing 'Z'
+            *cached = secs;
+        }
+        out.push_str(text);
+    });
+    let ms = since.subsec_millis();
+    out.push('.');
+    out.push(char::from(b'0' + (ms / 100) as u8));
+    out.push(char::from(b'0' + (ms / 10 % 10) as u8));
+    out.push(char::from(b'0' + (ms % 10) as u8));
+    out.push('Z');
+}
+
+/// Appends `a` as `ip:port` (`[ip]:port` for IPv6), without the formatting machinery for the
+/// common IPv4 case.
+fn push_addr(out: &mut String, a: std::net::SocketAddr) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let mut b = itoa::Buffer::new();
+            for (i, o) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(b.format(*o));
+            }
+            out.push(':');
+            out.push_str(b.format(v4.port()));
+        }
+        v6 => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -438,6 +484,28 @@ impl Template {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_and_addresses_read_as_their_standard_formats() {
+        let base = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        for ms in [0u64, 7, 45, 999, 1_000, 61_001] {
+            let t = base + std::time::Duration::from_millis(ms);
+            let mut out = String::new();
+            push_start_time(&mut out, t);
+            assert_eq!(out, humantime::format_rfc3339_millis(t).to_string());
+        }
+        for a in [
+            "10.0.0.1:80",
+            "255.255.255.255:65535",
+            "[::1]:8080",
+            "0.0.0.0:0",
+        ] {
+            let a: std::net::SocketAddr = a.parse().expect("address");
+            let mut out = String::new();
+            push_addr(&mut out, a);
+            assert_eq!(out, a.to_string());
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::time::{Duration, UNIX_EPOCH};
