@@ -17,3 +17,4 @@ pub mod pool;
 pub mod retry;
 pub mod runtime;
 pub mod stats;
+pub mod text;

@@ -180,15 +180,16 @@ pub async fn handle(
             parts.headers.insert(X_REQUEST_ID.clone(), v);
         }
     }
-    let peer_ip = peer.ip().to_string();
-    let xff = match parts
+    let mut xff = String::with_capacity(48);
+    if let Some(prev) = parts
         .headers
         .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) => format!("{prev}, {peer_ip}"),
-        None => peer_ip,
-    };
+        xff.push_str(prev);
+        xff.push_str(", ");
+    }
+    mesh_core::text::push_ip(&mut xff, peer.ip());
     if let Ok(v) = HeaderValue::from_str(&xff) {
         parts.headers.insert(X_FORWARDED_FOR.clone(), v);
     }
