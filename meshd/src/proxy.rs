@@ -358,7 +358,7 @@ async fn attempts(
     let mut avoid: Vec<SocketAddr> = Vec::new();
     let mut rng = fastrand::Rng::new();
     loop {
-        let Some(req) = out.request() else {
+        let Some(body) = out.body() else {
             // Unreachable: a body that cannot be sent again is never retried.
             return reply::respond(LocalReply::UpstreamReset, done);
         };
@@ -370,7 +370,7 @@ async fn attempts(
         let attempt = Box::pin(send::send(
             &upstream.pool,
             &mut out,
-            req,
+            body,
             &mut tried,
             &avoid,
         ));

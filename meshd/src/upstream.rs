@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use http::{Request, Response};
+use http::Response;
 use mesh_core::pool::{ConnGuard, Connection, Connector};
 use tokio::net::TcpStream;
 
@@ -75,8 +75,8 @@ impl Error {
 pub struct SendError {
     /// What failed.
     pub error: Error,
-    /// The request, untouched, when nothing of it reached the socket.
-    pub unsent: Option<Request<RequestBody>>,
+    /// The request's body, untouched, when nothing of the request reached the socket.
+    pub unsent: Option<RequestBody>,
 }
 
 /// A pool connection.
@@ -113,19 +113,24 @@ impl Upstream {
         }
     }
 
-    /// Sends `req` and reads the response head. The request body is written while the head
-    /// is awaited; a response that arrives before the body was all sent ends the body there
-    /// (and the connection closes after the response). Interim 1xx responses are skipped.
-    pub async fn send(&mut self, req: Request<RequestBody>) -> Result<Response<Reader>, SendError> {
-        let head_request = req.method() == http::Method::HEAD;
-        let (parts, body) = req.into_parts();
+    /// Sends a request (`parts`, `body`) and reads the response head. The head is written from
+    /// `parts` as they are (never copied, so a retry writes the same head again). The body is
+    /// written while the response head is awaited; when the response comes first, the rest of
+    /// the body goes on while the response streams ([`Reader`]). Interim 1xx responses are
+    /// skipped.
+    pub async fn send(
+        &mut self,
+        parts: &http::request::Parts,
+        body: RequestBody,
+    ) -> Result<Response<Reader>, SendError> {
+        let head_request = parts.method == http::Method::HEAD;
         self.wbuf.clear();
-        let framing = write::head(&parts, &body, &mut self.wbuf);
+        let framing = write::head(parts, &body, &mut self.wbuf);
         if let Err(e) = write::all(&mut self.io, &self.wbuf).await {
             self.reusable = false;
             return Err(SendError {
                 error: e.into(),
-                unsent: Some(Request::from_parts(parts, body)),
+                unsent: Some(body),
             });
         }
         if framing == write::BodyFraming::None {

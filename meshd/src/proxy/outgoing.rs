@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request};
+use http::HeaderMap;
 use http_body::{Body as _, Frame};
 use http_body_util::BodyExt;
 
@@ -22,17 +22,10 @@ use crate::body::RequestBody;
 /// The largest request body buffered so that a retry can send it again.
 pub const RETRY_BUFFER: usize = 64 * 1024;
 
-/// The head of the request, copied into each attempt.
-struct Head {
-    method: http::Method,
-    uri: http::Uri,
-    version: http::Version,
-    headers: HeaderMap,
-}
-
 /// A request for one or more attempts.
 pub struct Outgoing {
-    head: Head,
+    /// Every attempt writes this head (borrowed: never copied).
+    head: http::request::Parts,
     /// The whole body, read: every attempt sends it.
     data: Option<(Vec<Bytes>, Option<HeaderMap>)>,
     /// A body that streams (not buffered, or longer than [`RETRY_BUFFER`]): one attempt only.
@@ -49,7 +42,7 @@ impl Outgoing {
     /// A request whose body streams: one attempt, or several when it has no body.
     pub fn streaming(parts: http::request::Parts, body: RequestBody) -> Outgoing {
         let progress = body.progress().clone();
-        let head = head(parts);
+        let head = parts;
         if body.is_end_stream() {
             return Outgoing {
                 head,
@@ -72,7 +65,7 @@ impl Outgoing {
         parts: http::request::Parts,
         mut body: RequestBody,
     ) -> Result<Outgoing, BodyFailed> {
-        let head = head(parts);
+        let head = parts;
         let progress = body.progress().clone();
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut size = 0usize;
@@ -126,8 +119,13 @@ impl Outgoing {
         self.data.is_some()
     }
 
-    /// The request for the next attempt; `None` when a streaming body was already sent.
-    pub fn request(&mut self) -> Option<Request<RequestBody>> {
+    /// The head every attempt sends.
+    pub fn head(&self) -> &http::request::Parts {
+        &self.head
+    }
+
+    /// The body for the next attempt; `None` when a streaming body was already sent.
+    pub fn body(&mut self) -> Option<RequestBody> {
         let body = match (&self.data, self.stream.take()) {
             (Some((chunks, trailers)), _) => {
                 let mut frames: VecDeque<Frame<Bytes>> =
@@ -140,20 +138,6 @@ impl Outgoing {
             (None, Some(stream)) => stream,
             (None, None) => return None,
         };
-        let mut req = Request::new(body);
-        *req.method_mut() = self.head.method.clone();
-        *req.uri_mut() = self.head.uri.clone();
-        *req.version_mut() = self.head.version;
-        *req.headers_mut() = self.head.headers.clone();
-        Some(req)
-    }
-}
-
-fn head(parts: http::request::Parts) -> Head {
-    Head {
-        method: parts.method,
-        uri: parts.uri,
-        version: parts.version,
-        headers: parts.headers,
+        Some(body)
     }
 }

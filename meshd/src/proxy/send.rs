@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Method, Request};
+use http::Method;
 use http_body::Body as _;
 use mesh_core::pool::{CheckoutOptions, HostInfo};
 
@@ -19,14 +19,14 @@ use crate::upstream::{SendError, TcpCluster};
 /// a response head: it has no body (nothing of the client's is lost) and an idempotent method
 /// (RFC 9110 §9.2.2: sending it twice has the effect of sending it once; RFC 9112 §9.3.1 lets a
 /// proxy retry only those).
-fn replayable(req: &Request<RequestBody>) -> bool {
+fn replayable(head: &http::request::Parts, body: &RequestBody) -> bool {
     matches!(
-        *req.method(),
+        head.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    ) && req.body().is_end_stream()
+    ) && body.is_end_stream()
 }
 
-/// Gets a connection and sends the attempt's request `req` (made by `out`); `tried` is the host
+/// Gets a connection and sends `out`'s head with the attempt's `body` (made by `out`); `tried` is the host
 /// it is in flight to.
 ///
 /// It sends the request again once, on a newly opened connection (never another idle one,
@@ -39,7 +39,7 @@ fn replayable(req: &Request<RequestBody>) -> bool {
 pub(super) async fn send(
     cluster: &Arc<TcpCluster>,
     out: &mut Outgoing,
-    mut req: Request<RequestBody>,
+    mut body: RequestBody,
     tried: &mut Option<Arc<HostInfo>>,
     avoid: &[SocketAddr],
 ) -> Result<Sent, Failure> {
@@ -53,9 +53,9 @@ pub(super) async fn send(
         *tried = Some(checkout.host().clone());
         let addr = checkout.host().addr;
         let may_resend = checkout.reused() && resends_left > 0;
-        let again = may_resend && replayable(&req) && out.replayable();
+        let again = may_resend && replayable(out.head(), &body) && out.replayable();
         let sent_at = Instant::now();
-        match checkout.conn().send(req).await {
+        match checkout.conn().send(out.head(), body).await {
             Ok(resp) => return Ok((checkout, resp, sent_at.elapsed())),
             // Nothing of the request was written: anything may be sent again.
             Err(SendError {
@@ -63,14 +63,14 @@ pub(super) async fn send(
                 unsent: Some(unsent),
             }) if may_resend => {
                 tracing::debug!(cluster = %cluster.info().name, %addr, %error, "reused connection closed before the request was written; sending it on a new connection");
-                req = unsent;
+                body = unsent;
             }
             Err(SendError { error, unsent }) => {
                 let written = unsent.is_none();
-                match again.then(|| out.request()).flatten() {
+                match again.then(|| out.body()).flatten() {
                     Some(copy) if error.is_closed() => {
                         tracing::debug!(cluster = %cluster.info().name, %addr, %error, "reused connection closed before a response; sending the request again on a new connection");
-                        req = copy;
+                        body = copy;
                     }
                     _ => return Err(Failure::Reset(addr, error, written)),
                 }
