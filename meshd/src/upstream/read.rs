@@ -37,41 +37,69 @@ pub(super) fn poll_fill<R: AsyncRead + Unpin>(
     tokio_util::io::poll_read_buf(std::pin::Pin::new(io), cx, buf)
 }
 
-/// A parsed head: an interim response to skip, or the final one (with whether the
-/// connection may carry another request after it) and the head's length.
+/// A parsed head: an interim response to skip (its length), or the final one (taken from the
+/// buffer) with whether the connection may carry another request after it.
 enum Parsed {
     Interim(usize),
-    Final(Box<Response<Reader>>, usize, bool),
+    Final(Box<Response<Reader>>, bool),
 }
 
-/// Parses the head at the front of `buf`; `None` when it is not complete yet.
-fn parse(buf: &[u8], head_request: bool) -> Result<Option<Parsed>, Error> {
-    // Uninitialised: httparse writes only the fields it finds.
-    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Error::Protocol("too many response headers"))
+/// Where a field's name and value are in the head: `(name start, name end, value start,
+/// value end)`; a head is at most [`MAX_RESPONSE_HEADERS`] (60 KiB), so `u16` holds them.
+type FieldAt = (u16, u16, u16, u16);
+
+/// Parses the head at the front of `buf`; `None` when it is not complete yet. A final head is
+/// taken off the buffer, and its header values share its bytes (no copy).
+fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, Error> {
+    let mut at: [FieldAt; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
+    let (len, n, code, http10, framing, close) = {
+        // Uninitialised: httparse writes only the fields it finds.
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            buf,
+            &mut fields,
+        ) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::Protocol("too many response headers"))
+            }
+            Err(_) => return Err(Error::Protocol("malformed response head")),
+        };
+        let code = resp.code.unwrap_or(0);
+        if (100..200).contains(&code) && code != 101 {
+            return Ok(Some(Parsed::Interim(len)));
         }
-        Err(_) => return Err(Error::Protocol("malformed response head")),
+        if len > MAX_RESPONSE_HEADERS {
+            return Err(Error::Protocol("response headers too large"));
+        }
+        let (framing, close) = response_framing(&resp, head_request)
+            .map_err(|_| Error::Protocol("invalid response framing"))?;
+        // Offsets into the head, from the addresses httparse's slices point at.
+        let base = buf.as_ptr() as usize;
+        let off = |p: *const u8| (p as usize - base) as u16;
+        for (slot, f) in at.iter_mut().zip(resp.headers.iter()) {
+            let name = off(f.name.as_ptr());
+            let value = off(f.value.as_ptr());
+            *slot = (
+                name,
+                name + f.name.len() as u16,
+                value,
+                value + f.value.len() as u16,
+            );
+        }
+        let n = resp.headers.len();
+        (len, n, code, resp.version == Some(0), framing, close)
     };
-    let code = resp.code.unwrap_or(0);
-    if (100..200).contains(&code) && code != 101 {
-        return Ok(Some(Parsed::Interim(len)));
-    }
-    let (framing, close) = response_framing(&resp, head_request)
-        .map_err(|_| Error::Protocol("invalid response framing"))?;
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    for f in resp.headers.iter() {
-        let name = HeaderName::from_bytes(f.name.as_bytes())
+    let head = buf.split_to(len).freeze();
+    // Room for the headers meshd adds (x-envoy-upstream-service-time) without growing.
+    let mut headers = HeaderMap::with_capacity(n + 2);
+    for &(ns, ne, vs, ve) in &at[..n] {
+        let name = HeaderName::from_bytes(&head[usize::from(ns)..usize::from(ne)])
             .map_err(|_| Error::Protocol("invalid response header name"))?;
-        let value = HeaderValue::from_bytes(f.value)
+        let value = HeaderValue::from_maybe_shared(head.slice(usize::from(vs)..usize::from(ve)))
             .map_err(|_| Error::Protocol("invalid response header value"))?;
         headers.append(name, value);
     }
@@ -81,14 +109,14 @@ fn parse(buf: &[u8], head_request: bool) -> Result<Option<Parsed>, Error> {
         sending: None,
     });
     *r.status_mut() = StatusCode::from_u16(code).map_err(|_| Error::Protocol("invalid status"))?;
-    *r.version_mut() = if resp.version == Some(0) {
+    *r.version_mut() = if http10 {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
     *r.headers_mut() = headers;
     let reusable = !close && framing != Framing::UntilClose && code != 101;
-    Ok(Some(Parsed::Final(Box::new(r), len, reusable)))
+    Ok(Some(Parsed::Final(Box::new(r), reusable)))
 }
 
 /// Reads until the final response head is complete (interim 1xx responses are skipped) and
@@ -105,10 +133,7 @@ pub(super) async fn head<R: AsyncRead + Unpin>(
                     buf.advance(len);
                     continue;
                 }
-                Some(Parsed::Final(resp, len, reusable)) => {
-                    buf.advance(len);
-                    return Ok((*resp, reusable));
-                }
+                Some(Parsed::Final(resp, reusable)) => return Ok((*resp, reusable)),
                 None if buf.len() >= MAX_RESPONSE_HEADERS => {
                     return Err(Error::Protocol("response headers too large"))
                 }
@@ -242,10 +267,16 @@ impl Reader {
 mod tests {
     use super::*;
 
+    fn parse_bytes(raw: &[u8]) -> Result<Option<Parsed>, Error> {
+        parse(&mut BytesMut::from(raw), false)
+    }
+
+    /// Status, framing, the bytes left after the head, reusable.
     fn final_head(raw: &[u8]) -> (u16, Framing, usize, bool) {
-        match parse(raw, false) {
-            Ok(Some(Parsed::Final(r, len, reusable))) => {
-                (r.status().as_u16(), r.body().framing, len, reusable)
+        let mut buf = BytesMut::from(raw);
+        match parse(&mut buf, false) {
+            Ok(Some(Parsed::Final(r, reusable))) => {
+                (r.status().as_u16(), r.body().framing, buf.len(), reusable)
             }
             _ => panic!("not a final head: {raw:?}"),
         }
@@ -253,21 +284,27 @@ mod tests {
 
     #[test]
     fn heads_parse_into_status_framing_and_reuse() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: b\r\n\r\nok";
-        assert_eq!(
-            final_head(raw),
-            (200, Framing::Length(2), raw.len() - 2, true)
-        );
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-A: b c\r\n\r\nok";
+        assert_eq!(final_head(raw), (200, Framing::Length(2), 2, true));
+        let Ok(Some(Parsed::Final(r, _))) = parse_bytes(raw) else {
+            panic!("final");
+        };
+        let fields: Vec<(&str, &[u8])> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(fields, [("content-length", &b"2"[..]), ("x-a", b"b c")]);
         let raw = b"HTTP/1.1 503 Nope\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
         assert!(!final_head(raw).3);
         let raw = b"HTTP/1.1 200 OK\r\n\r\n";
         assert_eq!(final_head(raw).1, Framing::UntilClose);
         assert!(matches!(
-            parse(b"HTTP/1.1 100 Continue\r\n\r\n", false),
+            parse_bytes(b"HTTP/1.1 100 Continue\r\n\r\n"),
             Ok(Some(Parsed::Interim(25)))
         ));
         assert!(matches!(
-            parse(b"HTTP/1.1 200 OK\r\ncontent-le", false),
+            parse_bytes(b"HTTP/1.1 200 OK\r\ncontent-le"),
             Ok(None)
         ));
         for bad in [
@@ -277,7 +314,7 @@ mod tests {
             b"garbage\r\n\r\n",
         ] {
             assert!(
-                matches!(parse(bad, false), Err(Error::Protocol(_))),
+                matches!(parse_bytes(bad), Err(Error::Protocol(_))),
                 "{bad:?}"
             );
         }
