@@ -40,8 +40,11 @@ pub(super) fn head<B: Body>(
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let te = parts.headers.contains_key(TRANSFER_ENCODING);
-    let cl = parts.headers.contains_key(CONTENT_LENGTH);
+    let (mut te, mut cl) = (false, false);
+    for k in parts.headers.keys() {
+        te |= k == TRANSFER_ENCODING;
+        cl |= k == CONTENT_LENGTH;
+    }
     for (name, value) in &parts.headers {
         if te && name == CONTENT_LENGTH {
             continue;
