@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONNECTION;
 use http_body::{Body as _, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -226,7 +226,7 @@ impl Conn {
             if !self.buf.is_empty() {
                 match codec::parse_head(&self.buf) {
                     Ok(Some(h)) => {
-                        let _ = self.buf.split_to(h.len);
+                        self.buf.advance(h.len);
                         return HeadRead::Head(h);
                     }
                     Ok(None) if self.buf.len() >= MAX_CONN_BUF => {
@@ -316,6 +316,9 @@ impl Conn {
         let mut continue_pending = expect_continue;
         let mut need_read = false;
         let mut failed = false;
+        // The handler dropped the body before its end: nothing more is fed (what is already
+        // buffered may still finish it, see below).
+        let mut abandoned = false;
         let handler = crate::proxy::handle(
             request.map(|()| client_body),
             self.peer,
@@ -327,7 +330,8 @@ impl Conn {
         let mut encoding = Encoding::None;
         let mut keep = false;
         loop {
-            let feeding = feed.is_some() && !need_read && !failed && !decoder.is_done();
+            let feeding =
+                feed.is_some() && !need_read && !failed && !abandoned && !decoder.is_done();
             tokio::select! {
                 biased;
                 changed = self.phase.changed() => {
@@ -338,7 +342,7 @@ impl Conn {
                 _ = poll_fn(|cx| feed.as_ref().map_or(Poll::Pending, |f| f.poll_want(cx))), if feeding => {
                     let Some(f) = &feed else { continue };
                     if f.dropped() {
-                        failed = true; // dropped before its end: nothing more is fed
+                        abandoned = true;
                         continue;
                     }
                     if continue_pending {
@@ -350,17 +354,6 @@ impl Conn {
                         }
                     }
                     need_read = self.pump(f, &mut decoder, &mut failed);
-                }
-                r = read_more(&mut self.tcp, &mut self.buf), if need_read => {
-                    need_read = false;
-                    let Some(f) = &feed else { continue };
-                    match r {
-                        Ok(0) | Err(_) => {
-                            failed = true;
-                            f.fail(ClientBodyError::Disconnected);
-                        }
-                        Ok(_) => need_read = self.pump(f, &mut decoder, &mut failed),
-                    }
                 }
                 r = &mut handler, if body.is_none() => {
                     let Ok(response) = r;
@@ -398,6 +391,44 @@ impl Conn {
                         Step::More => {}
                         Step::End => break,
                         Step::Stop(s) => return s,
+                    }
+                }
+                // The body wants bytes, or else nothing does and the socket is watched, so
+                // that a client that leaves cancels the request (bytes that come, e.g. a
+                // pipelined request, are kept, up to the buffer's limit).
+                r = self.tcp.readable(), if need_read || self.buf.len() < MAX_CONN_BUF => {
+                    let len = self.buf.len();
+                    if need_read && self.buf.capacity() - len < 1024 {
+                        self.buf.reserve(16 * 1024);
+                    } else if self.buf.capacity() - len < 1024 {
+                        self.buf.reserve(len.max(4096).min(MAX_CONN_BUF - len));
+                    }
+                    let read = match r {
+                        Ok(()) => self.tcp.try_read_buf(&mut self.buf),
+                        Err(e) => Err(e),
+                    };
+                    match read {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Ok(n) if n > 0 => {
+                            if need_read {
+                                if let Some(f) = &feed {
+                                    need_read = self.pump(f, &mut decoder, &mut failed);
+                                }
+                            }
+                        }
+                        _ => {
+                            // Closed or failed: the body (if any) fails; a client that left
+                            // while nothing read cancels the request (the handler's drop logs
+                            // DC).
+                            if let Some(f) = &feed {
+                                f.fail(ClientBodyError::Disconnected);
+                            }
+                            if !need_read {
+                                return Stop::Close;
+                            }
+                            need_read = false;
+                            failed = true;
+                        }
                     }
                 }
             }
@@ -511,12 +542,4 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// Reads more of a request body into `buf` (16 KiB at a time).
-async fn read_more(tcp: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
-    if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(16 * 1024);
-    }
-    tcp.read_buf(buf).await
 }
