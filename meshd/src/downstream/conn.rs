@@ -173,7 +173,9 @@ impl Conn {
                 }
             };
             self.ended.served += 1;
-            match self.exchange(head).await {
+            // Boxed: the handler's future is large, and a task's future is sized for its
+            // largest state; boxed per request, an idle connection does not carry it.
+            match Box::pin(self.exchange(head)).await {
                 Stop::Next => {}
                 Stop::Close => {
                     let _ = self.tcp.shutdown().await;
