@@ -20,7 +20,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+
+use crate::downstream::{ClientBody, ClientBodyError};
 use mesh_core::accesslog::{Record, ResponseFlag, Writer};
 use mesh_core::pool::{Checkout, SlotConnector};
 
@@ -39,7 +40,7 @@ pub struct CutError(&'static str);
 /// The client's request body on its way upstream: streamed from the client, or sent again from
 /// what meshd buffered for a retry ([`RequestBody::replay`]).
 pub struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     /// Buffered frames, sent before `inner` (a retry's copy has no `inner`).
     buffered: std::collections::VecDeque<Frame<Bytes>>,
     progress: Arc<Progress>,
@@ -47,7 +48,7 @@ pub struct RequestBody {
 
 impl RequestBody {
     /// Wraps `inner`, reporting bytes, activity and how it ended to `progress`.
-    pub fn new(inner: Incoming, progress: Arc<Progress>) -> Self {
+    pub fn new(inner: ClientBody, progress: Arc<Progress>) -> Self {
         RequestBody {
             inner: Some(inner),
             buffered: Default::default(),
@@ -68,7 +69,7 @@ impl RequestBody {
     /// rest of `inner` when the client's body was longer than what was buffered.
     pub fn replay(
         frames: std::collections::VecDeque<Frame<Bytes>>,
-        inner: Option<Incoming>,
+        inner: Option<ClientBody>,
         progress: Arc<Progress>,
     ) -> Self {
         RequestBody {
@@ -80,7 +81,7 @@ impl RequestBody {
 
     /// The client's body still to read and the request's progress (frames already buffered
     /// are dropped: take them first).
-    pub fn into_parts(self) -> (Option<Incoming>, Arc<Progress>) {
+    pub fn into_parts(self) -> (Option<ClientBody>, Arc<Progress>) {
         (self.inner, self.progress)
     }
 
@@ -91,34 +92,21 @@ impl RequestBody {
 }
 
 /// How a request body error reads: framing the client got wrong, or the client leaving.
-fn classify(e: &hyper::Error) -> RequestBodyError {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
-            ) {
-                return RequestBodyError::Protocol;
-            }
-        }
-        source = s.source();
-    }
-    if e.is_parse() {
-        RequestBodyError::Protocol
-    } else {
-        RequestBodyError::Disconnected
+fn classify(e: &ClientBodyError) -> RequestBodyError {
+    match e {
+        ClientBodyError::Protocol => RequestBodyError::Protocol,
+        ClientBodyError::Disconnected => RequestBodyError::Disconnected,
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ClientBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         let this = &mut *self;
         if let Some(frame) = this.buffered.pop_front() {
             return Poll::Ready(Some(Ok(frame)));
@@ -135,7 +123,7 @@ impl Body for RequestBody {
                         .fetch_add(d.len() as u64, Ordering::Relaxed);
                     this.progress.touch();
                 }
-                // hyper stops polling a body that says it ended.
+                // A body that says it ended is not polled again.
                 if inner.is_end_stream() {
                     this.progress.request_done();
                 }

@@ -13,6 +13,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod downstream;
 pub mod health;
 pub mod notify;
 pub mod proxy;

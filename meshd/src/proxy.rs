@@ -58,7 +58,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::{Body as _, Incoming};
+use http_body::Body as _;
 use mesh_core::accesslog::{Flags, Record, ResponseFlag, Writer};
 use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::{pick_usable, Routing};
@@ -145,7 +145,7 @@ fn header_string(parts: &http::request::Parts, name: &HeaderName) -> Option<Stri
 
 /// Handles one request from a client. Never fails: every problem is a response.
 pub async fn handle(
-    req: Request<Incoming>,
+    req: Request<crate::downstream::ClientBody>,
     peer: SocketAddr,
     captured: Option<SocketAddr>,
     listener: Arc<ListenerState>,

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use mesh_core::accesslog::Writer;
 use mesh_core::pool::{ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::{self, Bind, Endpoints, Role, RuntimeConfig};
@@ -415,7 +414,7 @@ async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     state: Arc<ListenerState>,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
 ) {
     let stats = state.stats.clone();
     // Only an egress listener is a capture target; elsewhere the lookup is skipped.
@@ -430,58 +429,23 @@ async fn serve_connection(
     stats.counters.downstream_cx_total.inc();
     stats.counters.downstream_cx_http1_total.inc();
     stats.downstream_cx_active.inc();
-    let headers_timeout = state.headers_timeout;
-    // Requests this connection carried: hyper's head timer also runs while a kept-alive
-    // connection waits for its next request, so a timeout after a request is an idle close.
-    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let count = served.clone();
-    let svc = hyper::service::service_fn(move |req| {
-        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::proxy::handle(req, peer, captured, state.clone())
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(headers_timeout)
-        .max_buf_size(crate::accept::MAX_CONN_BUF)
-        .serve_connection(TokioIo::new(tcp), svc);
-    tokio::pin!(conn);
-    let mut draining = false;
-    let result = loop {
-        // A connection accepted just as the drain began has not seen the change: look first.
-        let now = *phase.borrow_and_update();
-        match now {
-            Phase::Cutting => break None,
-            Phase::Draining if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ => {}
-        }
-        tokio::select! {
-            r = conn.as_mut() => break Some(r),
-            changed = phase.changed() => if changed.is_err() {
-                break None; // the server is gone
-            },
-        }
-    };
-    match result {
-        Some(Err(e)) => {
-            if e.is_parse() || e.is_parse_too_large() {
-                stats.counters.downstream_cx_protocol_error.inc();
-            }
-            if e.is_timeout() {
-                if served.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-                    // No complete request head within --request-headers-timeout (slowloris).
-                    stats.counters.downstream_rq_header_timeout.inc();
-                } else {
-                    stats.counters.downstream_cx_idle_timeout.inc();
-                }
-            }
-            tracing::debug!(%peer, error = %e, "downstream connection ended");
-        }
-        Some(Ok(())) => {}
-        None => tracing::debug!(%peer, "downstream connection cut by the drain deadline"),
+    let ended = crate::downstream::serve(tcp, peer, captured, state, phase).await;
+    if ended.protocol_error {
+        stats.counters.downstream_cx_protocol_error.inc();
     }
+    if ended.timeout {
+        if ended.served == 0 {
+            // No complete request head within --request-headers-timeout (slowloris).
+            stats.counters.downstream_rq_header_timeout.inc();
+        } else {
+            // The same timer closes a kept-alive connection waiting for its next request.
+            stats.counters.downstream_cx_idle_timeout.inc();
+        }
+    }
+    if ended.cut {
+        tracing::debug!(%peer, "downstream connection cut by the drain deadline");
+    }
+    let draining = ended.drained;
     if draining {
         stats.counters.downstream_cx_drain_close.inc();
     }
