@@ -8,10 +8,10 @@
 //! and the connection closes after the response. httparse refuses obs-fold, a space before the
 //! colon, and NUL or CR in a value.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{
-    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
-};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 
 /// Most header lines a request head may have (hyper's default); more gets 431.
@@ -76,94 +76,144 @@ fn has_token(v: &HeaderValue, token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// Parses a request head from the start of `buf`: `Ok(None)` when it is not complete yet.
-pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(_) => return Err(HeadError::Malformed),
-    };
-    let version = match req.version {
-        Some(0) => Version::HTTP_10,
-        Some(1) => Version::HTTP_11,
-        _ => return Err(HeadError::Malformed),
-    };
-    let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
-        .map_err(|_| HeadError::Malformed)?;
-    let path = req.path.unwrap_or("");
-    if path.len() > MAX_URI {
-        return Err(HeadError::UriTooLong);
-    }
-    let uri = http::Uri::try_from(path).map_err(|_| HeadError::Malformed)?;
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut te = false;
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| HeadError::Malformed)?;
-        if name == CONTENT_LENGTH {
-            let v = value.as_bytes();
+/// Where a header line's name and value are in the head: `(name start, name end, value start,
+/// value end)`. A head is at most [`MAX_CONN_BUF`](crate::accept::MAX_CONN_BUF) (64 KiB), so
+/// `u16` holds them.
+type FieldAt = (u16, u16, u16, u16);
+
+/// What one pass over the raw header lines found.
+#[derive(Default)]
+struct Scan {
+    content_length: Option<u64>,
+    chunked: bool,
+    te: bool,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl Scan {
+    /// Checks one raw header line (the smuggling defences) and notes what framing and
+    /// persistence need.
+    fn field(&mut self, name: &str, value: &[u8]) -> Result<(), HeadError> {
+        let name = name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = value.trim_ascii();
             if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
                 return Err(HeadError::Malformed);
             }
-            let n: u64 = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(HeadError::Malformed)?;
-            match content_length {
+            let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            match self.content_length {
                 Some(m) if m != n => return Err(HeadError::Malformed),
-                Some(_) => continue, // equal: folded into one
-                None => content_length = Some(n),
+                _ => self.content_length = Some(n),
             }
-        } else if name == TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only exactly one `chunked` coding, in total, is accepted.
-            for t in value.as_bytes().split(|b| *b == b',') {
-                let t = t.trim_ascii();
-                if chunked || !t.eq_ignore_ascii_case(b"chunked") {
+            for t in value.split(|b| *b == b',') {
+                if self.chunked || !t.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                     return Err(HeadError::Malformed);
                 }
-                chunked = true;
+                self.chunked = true;
             }
-            te = true;
+            self.te = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for t in value.split(|b| *b == b',') {
+                let t = t.trim_ascii();
+                self.close |= t.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         }
-        headers.append(name, value);
+        Ok(())
     }
-    if te && (version == Version::HTTP_10 || !chunked) {
+}
+
+/// Parses a request head from the start of `buf`: `Ok(None)` when it is not complete yet.
+/// A complete head is taken off the buffer; its URI and header values share its bytes (no
+/// copy).
+pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    let mut at: [FieldAt; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
+    let mut scan = Scan::default();
+    let (len, n, method, version, path) = {
+        // Uninitialised: httparse writes only the lines it finds.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_request_with_uninit_headers(&mut req, buf, &mut slots)
+        {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
+        };
+        let version = match req.version {
+            Some(0) => Version::HTTP_10,
+            Some(1) => Version::HTTP_11,
+            _ => return Err(HeadError::Malformed),
+        };
+        let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+            .map_err(|_| HeadError::Malformed)?;
+        let path = req.path.unwrap_or("");
+        if path.len() > MAX_URI {
+            return Err(HeadError::UriTooLong);
+        }
+        if len > usize::from(u16::MAX) {
+            return Err(HeadError::TooLarge);
+        }
+        // Offsets into the head, from the addresses httparse's slices point at.
+        let base = buf.as_ptr() as usize;
+        let off = |p: *const u8| (p as usize - base) as u16;
+        for (slot, f) in at.iter_mut().zip(req.headers.iter()) {
+            scan.field(f.name, f.value)?;
+            let (name, value) = (off(f.name.as_ptr()), off(f.value.as_ptr()));
+            *slot = (
+                name,
+                name + f.name.len() as u16,
+                value,
+                value + f.value.len() as u16,
+            );
+        }
+        let p = usize::from(off(path.as_ptr()));
+        (len, req.headers.len(), method, version, p..p + path.len())
+    };
+    if scan.te && (version == Version::HTTP_10 || !scan.chunked) {
         return Err(HeadError::Malformed);
     }
-    let close = headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| has_token(v, "close"));
-    let mut keep_alive = match version {
-        Version::HTTP_11 => !close,
-        _ => {
-            !close
-                && headers
-                    .get_all(CONNECTION)
-                    .iter()
-                    .any(|v| has_token(v, "keep-alive"))
+    let head = buf.split_to(len).freeze();
+    let uri = http::Uri::from_maybe_shared(head.slice(path)).map_err(|_| HeadError::Malformed)?;
+    // Room for the headers the request path adds (x-request-id, x-forwarded-for) without
+    // growing the map.
+    let mut headers = HeaderMap::with_capacity(n + 2);
+    let mut length_kept = false;
+    for &(ns, ne, vs, ve) in &at[..n] {
+        let name = HeaderName::from_bytes(&head[usize::from(ns)..usize::from(ne)])
+            .map_err(|_| HeadError::Malformed)?;
+        if name == CONTENT_LENGTH {
+            // Equal lengths are folded into one; with chunked, none travels on.
+            if length_kept || scan.chunked {
+                continue;
+            }
+            length_kept = true;
         }
+        let value = HeaderValue::from_maybe_shared(head.slice(usize::from(vs)..usize::from(ve)))
+            .map_err(|_| HeadError::Malformed)?;
+        headers.append(name, value);
+    }
+    let mut keep_alive = match version {
+        Version::HTTP_11 => !scan.close,
+        _ => !scan.close && scan.keep_alive,
     };
-    let framing = if chunked {
-        if content_length.is_some() {
+    let framing = if scan.chunked {
+        if scan.content_length.is_some() {
             // Both framings: chunked wins, the length never travels on, and the connection
             // closes after this exchange (RFC 9112 §6.3).
-            headers.remove(CONTENT_LENGTH);
             keep_alive = false;
         }
         Framing::Chunked
     } else {
-        Framing::Length(content_length.unwrap_or(0))
+        Framing::Length(scan.content_length.unwrap_or(0))
     };
-    let expect_continue = version == Version::HTTP_11
-        && headers
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -173,7 +223,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
         request,
         framing,
         keep_alive,
-        expect_continue,
+        expect_continue: version == Version::HTTP_11 && scan.expect_continue,
         len,
     }))
 }
@@ -366,6 +416,8 @@ pub fn encode_head(
 ) -> Encoding {
     let (method, version) = request;
     let status = parts.status;
+    // One allocation for a typical head (the buffer is released while the connection idles).
+    out.reserve(1024);
     out.extend_from_slice(if version == Version::HTTP_10 {
         b"HTTP/1.0 "
     } else {
@@ -380,6 +432,7 @@ pub fn encode_head(
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     let mut has_connection = false;
+    let mut has_date = false;
     let mut length = None;
     let mut chunked = false;
     for (name, value) in &parts.headers {
@@ -397,6 +450,8 @@ pub fn encode_head(
             chunked = has_token(value, "chunked");
         } else if name == CONNECTION {
             has_connection = true;
+        } else if name == http::header::DATE {
+            has_date = true;
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -411,7 +466,7 @@ pub fn encode_head(
         Encoding::Length(n)
     } else if let Some(n) = exact {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         out.extend_from_slice(b"\r\n");
         Encoding::Length(n)
     } else if version == Version::HTTP_11 {
@@ -428,7 +483,7 @@ pub fn encode_head(
             out.extend_from_slice(b"connection: keep-alive\r\n");
         }
     }
-    if !parts.headers.contains_key(http::header::DATE) {
+    if !has_date {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(date);
         out.extend_from_slice(b"\r\n");

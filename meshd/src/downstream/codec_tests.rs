@@ -3,7 +3,7 @@
 use super::*;
 
 fn head(raw: &[u8]) -> Result<Option<Head>, HeadError> {
-    parse_head(raw)
+    parse_head(&mut BytesMut::from(raw))
 }
 
 fn ok(raw: &[u8]) -> Head {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header::CONNECTION;
 use http_body::{Body as _, Frame};
 use tokio::io::AsyncWriteExt;
@@ -137,6 +137,15 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     })
 }
 
+/// Returns when the drain deadline passes (or the server is gone).
+async fn until_cut(phase: &mut watch::Receiver<Phase>) {
+    loop {
+        if *phase.borrow_and_update() == Phase::Cutting || phase.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 impl Conn {
     async fn run(&mut self) {
         loop {
@@ -175,7 +184,15 @@ impl Conn {
             self.ended.served += 1;
             // Boxed: the handler's future is large, and a task's future is sized for its
             // largest state; boxed per request, an idle connection does not carry it.
-            match Box::pin(self.exchange(head)).await {
+            // The drain deadline cuts a running exchange: watched here, once per request,
+            // rather than at every pass of the exchange's loop.
+            let mut cut = self.phase.clone();
+            let stop = tokio::select! {
+                biased;
+                s = Box::pin(self.exchange(head)) => s,
+                () = until_cut(&mut cut) => Stop::Cut,
+            };
+            match stop {
                 Stop::Next => {}
                 Stop::Close => {
                     let _ = self.tcp.shutdown().await;
@@ -193,6 +210,14 @@ impl Conn {
                 self.out = Vec::new();
             }
         }
+    }
+
+    /// Whether the drain has begun (read from the phase, which the exchange does not watch).
+    fn draining_now(&mut self) -> bool {
+        if *self.phase.borrow() != Phase::Serving {
+            self.draining = true;
+        }
+        self.draining
     }
 
     /// Notes a phase change; `true` when the drain deadline cuts the connection.
@@ -226,11 +251,8 @@ impl Conn {
         }
         loop {
             if !self.buf.is_empty() {
-                match codec::parse_head(&self.buf) {
-                    Ok(Some(h)) => {
-                        self.buf.advance(h.len);
-                        return HeadRead::Head(h);
-                    }
+                match codec::parse_head(&mut self.buf) {
+                    Ok(Some(h)) => return HeadRead::Head(h),
                     Ok(None) if self.buf.len() >= MAX_CONN_BUF => {
                         return HeadRead::Error(codec::too_large(&self.buf))
                     }
@@ -336,11 +358,6 @@ impl Conn {
                 feed.is_some() && !need_read && !failed && !abandoned && !decoder.is_done();
             tokio::select! {
                 biased;
-                changed = self.phase.changed() => {
-                    if self.phase_changed(changed) {
-                        return Stop::Cut;
-                    }
-                }
                 _ = poll_fn(|cx| feed.as_ref().map_or(Poll::Pending, |f| f.poll_want(cx))), if feeding => {
                     let Some(f) = &feed else { continue };
                     if f.dropped() {
@@ -368,7 +385,7 @@ impl Conn {
                     {
                         keep_alive = false;
                     }
-                    let close = !keep_alive || self.draining || failed;
+                    let close = !keep_alive || self.draining_now() || failed;
                     let exact = b.size_hint().exact();
                     self.out.clear();
                     encoding = with_date(|d| {
@@ -458,7 +475,7 @@ impl Conn {
                 }
             }
         }
-        if keep && !self.draining {
+        if keep && !self.draining_now() {
             Stop::Next
         } else {
             Stop::Close
