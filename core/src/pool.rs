@@ -195,6 +195,8 @@ pub struct Cluster<C: Connector> {
     queue: Queue<C::Conn>,
     settings: ArcSwap<PoolSettings>,
     connector: C,
+    /// `upstream_rq_total` at the last [`Cluster::sweep_idle`].
+    swept_at: std::sync::atomic::AtomicU64,
 }
 
 impl<C: Connector> Cluster<C> {
@@ -207,6 +209,7 @@ impl<C: Connector> Cluster<C> {
             queue: Queue::default(),
             settings: ArcSwap::from_pointee(settings),
             connector,
+            swept_at: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -229,6 +232,35 @@ impl<C: Connector> Cluster<C> {
     /// The pool settings now.
     pub fn settings(&self) -> PoolSettings {
         **self.settings.load()
+    }
+
+    /// Closes the idle connections that can no longer carry a request: closed or broken by
+    /// the upstream ([`Connection::is_open`]), past the idle timeout, or of a host that left
+    /// the rotation. A checkout finds such connections itself; this is for a quiet cluster,
+    /// whose dead connections would otherwise hold their slots (and sockets) until its next
+    /// request. It does nothing when a request was sent since the previous call, so it never
+    /// takes an idle connection from under a checkout (call it periodically: a cluster is
+    /// swept from the second quiet call on). Returns how many connections it closed.
+    pub fn sweep_idle(&self) -> usize {
+        let sent = self.info.counters.upstream_rq_total.get();
+        if self.swept_at.swap(sent, Ordering::Relaxed) != sent {
+            return 0;
+        }
+        let now = self.now();
+        let mut trash = Trash::new();
+        let mut live = Vec::new();
+        for host in self.hosts.load().iter() {
+            for _ in 0..host.idle.len() {
+                match self.pop_idle(host, now, &mut trash) {
+                    Some(idle) => live.push(idle),
+                    None => break,
+                }
+            }
+            for idle in live.drain(..) {
+                host.idle.push(idle);
+            }
+        }
+        trash.len()
     }
 
     /// The time as the pool sees it: tokio's clock (paused and advanced by tests).

@@ -88,6 +88,7 @@ impl Upstream {
             hosts: Mutex::new(Vec::new()),
             events,
         });
+        tokio::spawn(sweep(Arc::downgrade(&up.pool)));
         up.reconfigure(c);
         up
     }
@@ -298,6 +299,23 @@ async fn tick(up: Weak<Upstream>) {
         let Some(d) = u.outlier() else { return };
         let events = d.tick(Instant::now());
         u.apply(events);
+    }
+}
+
+/// How often a quiet cluster's idle connections are checked.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Closes, once a second, the idle connections of a quiet cluster that its upstream closed
+/// (or that passed the idle timeout), so that they do not hold slots and sockets until the
+/// next request ([`TcpCluster::sweep_idle`]); ends with the cluster.
+async fn sweep(pool: Weak<TcpCluster>) {
+    loop {
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let closed = pool.sweep_idle();
+        if closed > 0 {
+            tracing::debug!(cluster = %pool.info().name, closed, "closed idle connections the upstream had closed or that timed out");
+        }
     }
 }
 

@@ -561,3 +561,36 @@ fn an_upstream_response_head_above_60_kib_is_502_upe() {
     assert!(log.contains("\"GET /big HTTP/1.1\" 502 UPE "), "{log}");
     slots_back(&m, &[C], &[], "http.ingress.");
 }
+
+#[test]
+fn an_idle_connection_the_upstream_closes_gives_back_its_slot_without_a_request() {
+    // Answers one request on a keep-alive connection, then closes it once the gate opens: the
+    // connection is idle in meshd's pool by then.
+    let gate = Gate::default();
+    let closer = gate.clone();
+    let up = RawUpstream::start(move |c: &mut RawConn| {
+        if c.next_request().is_some() {
+            c.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n");
+            closer.wait();
+        }
+        false
+    });
+    let node = OneNode::write(json!({}));
+    let m = node.start(up.addr, &[]);
+    let (resp, _) = exchange(
+        m.listener("app-ingress"),
+        b"GET / HTTP/1.1\r\nhost: app\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let active = format!("cluster.{C}.upstream_cx_active");
+    assert_eq!(m.stat(&active), 1, "the connection is pooled");
+    gate.open();
+    // No request comes: meshd's sweep of quiet clusters (once a second) finds it closed.
+    eventually(
+        "the closed idle connection to be dropped",
+        Duration::from_secs(10),
+        || (m.stat(&active) == 0).then_some(()),
+    );
+    assert_eq!(m.stat(&format!("cluster.{C}.upstream_cx_total")), 1);
+}
