@@ -14,8 +14,8 @@
 //! Every kind is logged at most once per [`LOG_INTERVAL`] per socket, with the number of
 //! failures since the previous line, so a client that can make accept fail cannot flood the log.
 //!
-//! Also here: [`MAX_CONN_BUF`], the bound every HTTP connection builder puts on hyper's
-//! per-connection buffers.
+//! Also here: [`MAX_CONN_BUF`], the bound on an HTTP/1 connection's buffers (meshd's own
+//! server, and hyper's for the admin endpoint and the control socket).
 
 use std::io;
 use std::sync::Arc;
@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 use mesh_core::stats::Counter;
 use nix::errno::Errno;
 
-/// The largest read (and queued write) buffer of one HTTP/1 connection, downstream and
-/// upstream: a request head up to meshd's 60 KiB limit (Envoy's `max_request_headers_kb`) fits,
-/// and a connection that carried a large body keeps at most this much once idle (hyper's
-/// default is ~400 KiB; Envoy's `per_connection_buffer_limit_bytes` is 1 MiB). A head too
-/// large for it gets hyper's 431 and counts as `downstream_cx_protocol_error`.
+/// The largest read buffer of one downstream HTTP/1 connection: a request head up to meshd's
+/// 60 KiB limit (Envoy's `max_request_headers_kb`) fits (hyper's default buffer is ~400 KiB;
+/// Envoy's `per_connection_buffer_limit_bytes` is 1 MiB). A head too large for it gets 431 (414
+/// while the request line is not complete) and counts as `downstream_cx_protocol_error`.
 pub const MAX_CONN_BUF: usize = 64 * 1024;
 
 /// Shortest pause after a resource failure.

@@ -29,7 +29,7 @@ use crate::proxy::timeout::{Expired, Progress, RequestBodyError, Timers};
 use crate::proxy::ListenerState;
 use crate::upstream::{Reader, TcpCheckout};
 
-/// Errors a body hands to hyper (which then closes the connection).
+/// Errors a body hands to the server writing it (which then closes the connection).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why meshd ended a response before its end.
@@ -371,7 +371,7 @@ impl ResponseBody {
         }
     }
 
-    /// Cuts the response: the completion records why, hyper gets an error and closes the
+    /// Cuts the response: the completion records why, the server gets an error and closes the
     /// client's connection.
     fn cut(
         &mut self,
@@ -467,7 +467,7 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        // hyper may stop polling once `is_end_stream` is true: that is a complete response.
+        // A server may stop polling once `is_end_stream` is true: that is a complete response.
         if self.is_end_stream() {
             self.end();
         }

@@ -44,9 +44,9 @@ pub fn host_ok(version: Version, headers: &HeaderMap) -> bool {
 }
 
 /// Whether a message's framing is unambiguous: never both `Content-Length` and
-/// `Transfer-Encoding` (RFC 9112 §6.1). hyper drops the `Content-Length` of such a request (and
-/// closes after it); an upstream response keeps both, and meshd answers 502 `UPE` for it, as
-/// Envoy does without `allow_chunked_length` (forwarding both made hyper reset the client).
+/// `Transfer-Encoding` (RFC 9112 §6.1). meshd's server drops the `Content-Length` of such a
+/// request (and closes after it); an upstream response keeps both, and meshd answers 502 `UPE`
+/// for it, as Envoy does without `allow_chunked_length`.
 pub fn framing_ok(headers: &HeaderMap) -> bool {
     // One pass over the (few) names: cheaper than two hashed lookups.
     let (mut length, mut coding) = (false, false);
