@@ -32,6 +32,15 @@ pub enum FramingError {
     Chunked,
 }
 
+/// Appends one header line, `name: value` and CRLF (the name and value as they are: a
+/// `HeaderName`/`HeaderValue` holds no CR or LF).
+pub fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Whether the comma-separated header `value` holds `token` (case-insensitive).
 pub fn has_token(value: &[u8], token: &[u8]) -> bool {
     value

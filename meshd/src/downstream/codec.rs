@@ -453,10 +453,7 @@ pub fn encode_head(
         } else if name == http::header::DATE {
             has_date = true;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        mesh_core::h1::push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     let encoding = if no_body {
         Encoding::None

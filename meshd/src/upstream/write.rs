@@ -49,10 +49,7 @@ pub(super) fn head<B: Body>(
         if te && name == CONTENT_LENGTH {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        mesh_core::h1::push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     let framing = if te {
         BodyFraming::Chunked
@@ -147,10 +144,11 @@ where
                             self.ended = true;
                             let mut last = b"0\r\n".to_vec();
                             for (name, value) in &trailers {
-                                last.extend_from_slice(name.as_str().as_bytes());
-                                last.extend_from_slice(b": ");
-                                last.extend_from_slice(value.as_bytes());
-                                last.extend_from_slice(b"\r\n");
+                                mesh_core::h1::push_field(
+                                    &mut last,
+                                    name.as_str().as_bytes(),
+                                    value.as_bytes(),
+                                );
                             }
                             last.extend_from_slice(b"\r\n");
                             last.into()
