@@ -209,7 +209,7 @@ impl ChunkedDecoder {
                         trailers: None,
                     });
                 }
-                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut headers = [httparse::EMPTY_HEADER; 100];
                 match httparse::parse_headers(buf, &mut headers) {
                     Ok(httparse::Status::Complete((used, fields))) => {
                         let mut trailers = HeaderMap::with_capacity(fields.len());

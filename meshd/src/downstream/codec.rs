@@ -13,6 +13,7 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode, Version};
+use mesh_core::h1::{ChunkedDecoder, Step};
 
 /// Most header lines a request head may have (hyper's default); more gets 431.
 pub const MAX_HEADERS: usize = 100;
@@ -256,23 +257,14 @@ pub enum Decoded {
 #[error("invalid chunked request body")]
 pub struct ChunkError;
 
-/// Longest chunk-size line and trailer section kept while waiting for their end.
-const MAX_CHUNK_LINE: usize = 4096;
-const MAX_TRAILERS: usize = 60 * 1024;
-
-/// Decodes a request body from the connection's buffer.
+/// Decodes a request body from the connection's buffer (chunked framing by
+/// [`mesh_core::h1::ChunkedDecoder`], shared with the upstream client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoder {
     /// This many bytes of a length-delimited body are still to come.
     Length(u64),
-    /// Chunked: waiting for a chunk-size line.
-    ChunkSize,
-    /// Chunked: this many bytes of the current chunk are still to come.
-    ChunkData(u64),
-    /// Chunked: the CRLF after a chunk's data.
-    ChunkEnd,
-    /// Chunked: trailers after the last chunk.
-    Trailers,
+    /// A chunked body, somewhere in its framing.
+    Chunked(ChunkedDecoder),
     /// The body ended.
     Done,
 }
@@ -283,7 +275,7 @@ impl Decoder {
         match framing {
             Framing::Length(0) => Decoder::Done,
             Framing::Length(n) => Decoder::Length(n),
-            Framing::Chunked => Decoder::ChunkSize,
+            Framing::Chunked => Decoder::Chunked(ChunkedDecoder::default()),
         }
     }
 
@@ -295,14 +287,14 @@ impl Decoder {
     /// Decodes the next piece from `buf`, taking what it uses.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ChunkError> {
         loop {
-            match *self {
+            match self {
                 Decoder::Done => return Ok(Decoded::End),
                 Decoder::Length(n) => {
                     if buf.is_empty() {
                         return Ok(Decoded::NeedMore);
                     }
-                    let take = (buf.len() as u64).min(n) as usize;
-                    let left = n - take as u64;
+                    let take = (buf.len() as u64).min(*n) as usize;
+                    let left = *n - take as u64;
                     *self = if left == 0 {
                         Decoder::Done
                     } else {
@@ -310,70 +302,16 @@ impl Decoder {
                     };
                     return Ok(Decoded::Data(buf.split_to(take).freeze()));
                 }
-                Decoder::ChunkSize => match httparse::parse_chunk_size(buf) {
-                    Ok(httparse::Status::Complete((used, size))) => {
+                Decoder::Chunked(chunks) => match chunks.step(buf).map_err(|_| ChunkError)? {
+                    Step::Partial => return Ok(Decoded::NeedMore),
+                    Step::Skip(n) => buf.advance(n),
+                    Step::Data(n) => return Ok(Decoded::Data(buf.split_to(n).freeze())),
+                    Step::End { used, trailers } => {
                         buf.advance(used);
-                        *self = if size == 0 {
-                            Decoder::Trailers
-                        } else {
-                            Decoder::ChunkData(size)
-                        };
-                    }
-                    Ok(httparse::Status::Partial) if buf.len() < MAX_CHUNK_LINE => {
-                        return Ok(Decoded::NeedMore)
-                    }
-                    _ => return Err(ChunkError),
-                },
-                Decoder::ChunkData(n) => {
-                    if buf.is_empty() {
-                        return Ok(Decoded::NeedMore);
-                    }
-                    let take = (buf.len() as u64).min(n) as usize;
-                    let left = n - take as u64;
-                    *self = if left == 0 {
-                        Decoder::ChunkEnd
-                    } else {
-                        Decoder::ChunkData(left)
-                    };
-                    return Ok(Decoded::Data(buf.split_to(take).freeze()));
-                }
-                Decoder::ChunkEnd => {
-                    if buf.len() < 2 {
-                        return Ok(Decoded::NeedMore);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(ChunkError);
-                    }
-                    buf.advance(2);
-                    *self = Decoder::ChunkSize;
-                }
-                Decoder::Trailers => {
-                    if buf.starts_with(b"\r\n") {
-                        buf.advance(2);
                         *self = Decoder::Done;
-                        return Ok(Decoded::End);
+                        return Ok(trailers.map_or(Decoded::End, Decoded::Trailers));
                     }
-                    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    match httparse::parse_headers(buf, &mut slots) {
-                        Ok(httparse::Status::Complete((used, hs))) => {
-                            let mut map = HeaderMap::with_capacity(hs.len());
-                            for h in hs {
-                                let name = HeaderName::from_bytes(h.name.as_bytes())
-                                    .map_err(|_| ChunkError)?;
-                                let value =
-                                    HeaderValue::from_bytes(h.value).map_err(|_| ChunkError)?;
-                                map.append(name, value);
-                            }
-                            buf.advance(used);
-                            *self = Decoder::Done;
-                            return Ok(Decoded::Trailers(map));
-                        }
-                        Ok(httparse::Status::Partial) if buf.len() < MAX_TRAILERS => {
-                            return Ok(Decoded::NeedMore)
-                        }
-                        _ => return Err(ChunkError),
-                    }
-                }
+                },
             }
         }
     }
