@@ -32,6 +32,32 @@ pub enum FramingError {
     Chunked,
 }
 
+/// Where a header line's name and value lie in the buffer httparse parsed them from:
+/// `(name start, name end, value start, value end)`. A head is at most 64 KiB, so `u16` holds
+/// them. With these a caller takes the head off its buffer (`split_to(..).freeze()`) and slices
+/// names and values from it without copying.
+pub type FieldAt = (u16, u16, u16, u16);
+
+/// The offset of `part`, a slice httparse returned, in `buf`, the bytes it parsed (`buf` holds
+/// `part` and is at most `u16::MAX` bytes long).
+pub fn offset_in(buf: &[u8], part: &[u8]) -> u16 {
+    (part.as_ptr() as usize - buf.as_ptr() as usize) as u16
+}
+
+/// Records in `at` where each of `fields` (parsed from `buf`) lies in `buf`.
+pub fn field_offsets(buf: &[u8], fields: &[httparse::Header<'_>], at: &mut [FieldAt]) {
+    for (slot, f) in at.iter_mut().zip(fields) {
+        let name = offset_in(buf, f.name.as_bytes());
+        let value = offset_in(buf, f.value);
+        *slot = (
+            name,
+            name + f.name.len() as u16,
+            value,
+            value + f.value.len() as u16,
+        );
+    }
+}
+
 /// Appends one header line, `name: value` and CRLF (the name and value as they are: a
 /// `HeaderName`/`HeaderValue` holds no CR or LF).
 pub fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -59,7 +59,7 @@ use arc_swap::ArcSwap;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
-use mesh_core::accesslog::{Flags, Record, ResponseFlag, Writer};
+use mesh_core::accesslog::{Record, ResponseFlag, Writer};
 use mesh_core::pool::{CheckoutError, Cluster, ClusterInfo, HostInfo, SlotConnector};
 use mesh_core::runtime::{pick_usable, Routing};
 use mesh_core::stats::HttpStats;
@@ -208,12 +208,6 @@ pub async fn handle(
             String::new()
         },
         version: parts.version,
-        code: 0,
-        flags: Flags::default(),
-        bytes_received: 0,
-        bytes_sent: 0,
-        duration_ms: 0,
-        upstream_service_time: None,
         x_forwarded_for: logging.then_some(xff),
         user_agent: logging
             .then(|| header_string(&parts, &http::header::USER_AGENT))
@@ -227,10 +221,8 @@ pub async fn handle(
                     .or_else(|| parts.uri.authority().map(|a| a.to_string()))
             })
             .flatten(),
-        upstream_host: None,
-        upstream_cluster: None,
         details: "via_upstream".into(),
-        attempts: 0,
+        ..Record::default()
     };
     let progress = Arc::new(Progress::new(body.is_end_stream()));
     let mut done = Completion::new(listener, table.log.clone(), record);

@@ -13,7 +13,9 @@ use std::mem::MaybeUninit;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode, Version};
-use mesh_core::h1::{ChunkedDecoder, Step};
+use mesh_core::h1::{
+    content_length, field_offsets, has_token, offset_in, ChunkedDecoder, FieldAt, Step,
+};
 
 /// Most header lines a request head may have (hyper's default); more gets 431.
 pub const MAX_HEADERS: usize = 100;
@@ -70,18 +72,6 @@ impl HeadError {
     }
 }
 
-/// Whether a comma-separated header value has `token` (case-insensitive).
-fn has_token(v: &HeaderValue, token: &str) -> bool {
-    v.as_bytes()
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
-/// Where a header line's name and value are in the head: `(name start, name end, value start,
-/// value end)`. A head is at most [`MAX_CONN_BUF`](crate::accept::MAX_CONN_BUF) (64 KiB), so
-/// `u16` holds them.
-type FieldAt = (u16, u16, u16, u16);
-
 /// What one pass over the raw header lines found.
 #[derive(Default)]
 struct Scan {
@@ -99,11 +89,7 @@ impl Scan {
     fn field(&mut self, name: &str, value: &[u8]) -> Result<(), HeadError> {
         let name = name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let v = value.trim_ascii();
-            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::Malformed);
-            }
-            let n = v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            let n = content_length(value).ok_or(HeadError::Malformed)?;
             match self.content_length {
                 Some(m) if m != n => return Err(HeadError::Malformed),
                 _ => self.content_length = Some(n),
@@ -118,11 +104,8 @@ impl Scan {
             }
             self.te = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for t in value.split(|b| *b == b',') {
-                let t = t.trim_ascii();
-                self.close |= t.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
-            }
+            self.close |= has_token(value, b"close");
+            self.keep_alive |= has_token(value, b"keep-alive");
         } else if name.eq_ignore_ascii_case(b"expect") {
             self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         }
@@ -163,19 +146,11 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
             return Err(HeadError::TooLarge);
         }
         // Offsets into the head, from the addresses httparse's slices point at.
-        let base = buf.as_ptr() as usize;
-        let off = |p: *const u8| (p as usize - base) as u16;
-        for (slot, f) in at.iter_mut().zip(req.headers.iter()) {
+        for f in req.headers.iter() {
             scan.field(f.name, f.value)?;
-            let (name, value) = (off(f.name.as_ptr()), off(f.value.as_ptr()));
-            *slot = (
-                name,
-                name + f.name.len() as u16,
-                value,
-                value + f.value.len() as u16,
-            );
         }
-        let p = usize::from(off(path.as_ptr()));
+        field_offsets(buf, req.headers, &mut at);
+        let p = usize::from(offset_in(buf, path.as_bytes()));
         (len, req.headers.len(), method, version, p..p + path.len())
     };
     if scan.te && (version == Version::HTTP_10 || !scan.chunked) {
@@ -378,14 +353,12 @@ pub fn encode_head(
             if length.is_some() {
                 continue;
             }
-            length = std::str::from_utf8(value.as_bytes())
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
+            length = content_length(value.as_bytes());
         } else if name == TRANSFER_ENCODING {
             if no_body || version == Version::HTTP_10 {
                 continue;
             }
-            chunked = has_token(value, "chunked");
+            chunked = has_token(value.as_bytes(), b"chunked");
         } else if name == CONNECTION {
             has_connection = true;
         } else if name == http::header::DATE {

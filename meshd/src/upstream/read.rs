@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
-use mesh_core::h1::{response_framing, ChunkedDecoder, Framing, Step};
+use mesh_core::h1::{field_offsets, response_framing, ChunkedDecoder, FieldAt, Framing, Step};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::write::BodySender;
@@ -44,10 +44,6 @@ enum Parsed {
     Final(Box<Response<Reader>>, bool),
 }
 
-/// Where a field's name and value are in the head: `(name start, name end, value start,
-/// value end)`; a head is at most [`MAX_RESPONSE_HEADERS`] (60 KiB), so `u16` holds them.
-type FieldAt = (u16, u16, u16, u16);
-
 /// Parses the head at the front of `buf`; `None` when it is not complete yet. A final head is
 /// taken off the buffer, and its header values share its bytes (no copy).
 fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, Error> {
@@ -78,18 +74,7 @@ fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, Error
         let (framing, close) = response_framing(&resp, head_request)
             .map_err(|_| Error::Protocol("invalid response framing"))?;
         // Offsets into the head, from the addresses httparse's slices point at.
-        let base = buf.as_ptr() as usize;
-        let off = |p: *const u8| (p as usize - base) as u16;
-        for (slot, f) in at.iter_mut().zip(resp.headers.iter()) {
-            let name = off(f.name.as_ptr());
-            let value = off(f.value.as_ptr());
-            *slot = (
-                name,
-                name + f.name.len() as u16,
-                value,
-                value + f.value.len() as u16,
-            );
-        }
+        field_offsets(buf, resp.headers, &mut at);
         let n = resp.headers.len();
         (len, n, code, resp.version == Some(0), framing, close)
     };
