@@ -12,8 +12,10 @@
 #   N1=500 N2=2500 bench/instructions.sh
 #   KEEP=/tmp/cg.out bench/instructions.sh     # keeps meshd's N2 callgrind output (no log) for
 #   callgrind_annotate --inclusive=yes /tmp/cg.out | head -40
+#   KEEP_REFUSE=/tmp/cg-refuse.out bench/instructions.sh   # the same for the refusal run
 #
-# Env: N1 (1000), N2 (5000), PEERS (haproxy nginx), MESHD (a meshd binary, default the release
+# Env: N1 (1000), N2 (5000), PEERS (haproxy nginx; empty: meshd alone), MODES (plain log:
+# the proxied rows measured; the refusal is always measured), MESHD (a meshd binary, default the release
 # build), KEEP, TARGET_DIR. Needs valgrind, haproxy, nginx, curl, python3 (bench/peers.sh
 # installs the peers).
 set -euo pipefail
@@ -22,7 +24,7 @@ TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-target}}
 R="$TARGET_DIR/release"
 N1=${N1:-1000}
 N2=${N2:-5000}
-PEERS=${PEERS:-haproxy nginx}
+PEERS=${PEERS-haproxy nginx} # PEERS="" measures meshd alone
 for tool in valgrind haproxy nginx curl python3; do
   command -v "$tool" >/dev/null || { echo "bench/instructions.sh needs $tool" >&2; exit 2; }
 done
@@ -90,6 +92,7 @@ run() { # TARGET MODE N -> instructions the target executed
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   [[ -n "${KEEP:-}" && $t == meshd && $mode == plain && $n == "$N2" ]] && cp "$out" "$KEEP"
+  [[ -n "${KEEP_REFUSE:-}" && $t == meshd && $mode == refuse && $n == "$N2" ]] && cp "$out" "$KEEP_REFUSE"
   # callgrind's total: the "summary:" (or "totals:") line of its output file
   awk '/^(summary|totals):/ { print $2; exit }' "$out"
 }
@@ -102,8 +105,15 @@ per_request() { # TARGET MODE -> instructions per request
 }
 
 declare -A I
+MODES=${MODES:-plain log}
 for t in meshd $PEERS; do
-  for mode in plain log; do I[$t-$mode]=$(per_request "$t" "$mode"); done
+  for mode in plain log; do
+    if [[ " $MODES " == *" $mode "* ]]; then
+      I[$t-$mode]=$(per_request "$t" "$mode")
+    else
+      I[$t-$mode]=0
+    fi
+  done
 done
 I[meshd-refuse]=$(per_request meshd refuse)
 
@@ -112,7 +122,10 @@ echo "| target | proxied, no log | proxied, access log | meshd/peer no log | mes
 echo "|---|---|---|---|---|"
 for t in meshd $PEERS; do
   awk -v t="$t" -v a="${I[$t-plain]}" -v b="${I[$t-log]}" -v ma="${I[meshd-plain]}" -v mb="${I[meshd-log]}" \
-    'BEGIN { printf "| %s | %d | %d | %.2f | %.2f |\n", t, a, b, ma / a, mb / b }'
+    'function r(m, p) { return p > 0 ? sprintf("%.2f", m / p) : "-" }
+     BEGIN { printf "| %s | %d | %d | %s | %s |\n", t, a, b, r(ma, a), r(mb, b) }'
 done
 awk -v r="${I[meshd-refuse]}" -v p="${I[meshd-plain]}" \
-  'BEGIN { printf "\nmeshd refusal (503 UO, no log): %d instructions = %.0f %% of a proxied request\n", r, 100 * r / p }'
+  'BEGIN { printf "\nmeshd refusal (503 UO, no log): %d instructions", r
+          if (p > 0) printf " = %.0f %% of a proxied request", 100 * r / p
+          print "" }'

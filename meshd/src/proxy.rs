@@ -576,7 +576,7 @@ fn client_failure(done: &mut Completion) -> Option<LocalReply> {
 
 /// A refusal by a pool: 503 with Envoy's flag and body, plus the limit and cluster that refused.
 fn refuse(e: CheckoutError, cluster: &ClusterInfo, done: Completion) -> Response<ResponseBody> {
-    refused(LocalReply::refusal(e, &cluster.name), cluster, done)
+    refused(LocalReply::refusal(e, &cluster.shared_name), cluster, done)
 }
 
 /// A 503 for `cluster`, counted as its response.

@@ -4,10 +4,11 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::HeaderName;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use mesh_core::accesslog::ResponseFlag;
 use mesh_core::breaker::Limit;
 use mesh_core::pool::{CheckoutError, ClusterInfo};
@@ -36,8 +37,8 @@ pub enum LocalReply {
     Overflow {
         /// The limit that refused.
         limit: Limit,
-        /// The cluster it belongs to.
-        cluster: String,
+        /// The cluster it belongs to (its shared name: a refusal copies no string).
+        cluster: Arc<str>,
     },
     /// No usable host: 503 `UH`.
     NoHealthyUpstream,
@@ -179,40 +180,49 @@ impl LocalReply {
         fixed.into()
     }
 
-    /// The body (Envoy's text; empty for 400s, 404 and a missing cluster).
-    pub fn body(&self) -> String {
-        const RESET: &str =
-            "upstream connect error or disconnect/reset before headers. reset reason:";
-        match self {
+    /// The body (Envoy's text; empty for 400s, 404 and a missing cluster). Fixed texts are
+    /// borrowed, not allocated.
+    pub fn body(&self) -> Cow<'static, str> {
+        // Envoy's text for a reset before the response head, with its reason.
+        macro_rules! reset {
+            ($reason:literal) => {
+                concat!(
+                    "upstream connect error or disconnect/reset before headers. reset reason: ",
+                    $reason
+                )
+            };
+        }
+        let fixed = match self {
             LocalReply::MissingHost
             | LocalReply::NoRoute
             | LocalReply::ClusterNotFound
             | LocalReply::DownstreamProtocolError
-            | LocalReply::DownstreamDisconnected => String::new(),
-            LocalReply::Overflow { .. } => OVERFLOW_BODY.to_owned(),
-            LocalReply::NoHealthyUpstream | LocalReply::NoEndpoints { .. } => {
-                "no healthy upstream".to_owned()
-            }
-            LocalReply::FaultAbort { .. } => "fault filter abort".to_owned(),
+            | LocalReply::DownstreamDisconnected => "",
+            LocalReply::Overflow { .. } => OVERFLOW_BODY,
+            LocalReply::NoHealthyUpstream | LocalReply::NoEndpoints { .. } => "no healthy upstream",
+            LocalReply::FaultAbort { .. } => "fault filter abort",
             LocalReply::ConnectFailed { reason, .. } => {
-                format!("{RESET} remote connection failure, transport failure reason: {reason}")
+                return format!(
+                    reset!("remote connection failure, transport failure reason: {}"),
+                    reason
+                )
+                .into();
             }
-            LocalReply::ConnectTimeout { .. } => format!("{RESET} connection timeout"),
-            LocalReply::RequestTimeout | LocalReply::PerTryTimeout => {
-                "upstream request timeout".to_owned()
-            }
-            LocalReply::StreamIdle { .. } => "stream timeout".to_owned(),
-            LocalReply::UpstreamProtocolError => format!("{RESET} protocol error"),
-            LocalReply::UpstreamReset => format!("{RESET} connection termination"),
-        }
+            LocalReply::ConnectTimeout { .. } => reset!("connection timeout"),
+            LocalReply::RequestTimeout | LocalReply::PerTryTimeout => "upstream request timeout",
+            LocalReply::StreamIdle { .. } => "stream timeout",
+            LocalReply::UpstreamProtocolError => reset!("protocol error"),
+            LocalReply::UpstreamReset => reset!("connection termination"),
+        };
+        fixed.into()
     }
 
     /// A pool's refusal (503): Envoy's flag and body, plus the limit and cluster that refused.
-    pub fn refusal(e: CheckoutError, cluster: &str) -> LocalReply {
+    pub fn refusal(e: CheckoutError, cluster: &Arc<str>) -> LocalReply {
         match e {
             CheckoutError::Overflow(limit) => LocalReply::Overflow {
                 limit,
-                cluster: cluster.to_owned(),
+                cluster: cluster.clone(),
             },
             CheckoutError::NoHealthyUpstream => LocalReply::NoHealthyUpstream,
             CheckoutError::ConnectFailed { addr, source } => LocalReply::ConnectFailed {
@@ -256,27 +266,30 @@ impl LocalReply {
         );
     }
 
-    /// Headers besides `content-type` and `content-length`.
-    pub fn headers(&self) -> Vec<(HeaderName, String)> {
+    /// Adds the headers besides `content-type` and `content-length` to `h`.
+    pub fn add_headers(&self, h: &mut HeaderMap) {
         match self {
             LocalReply::Overflow { limit, cluster } => {
-                let mut h = vec![(
-                    X_MESH_OVERFLOW.clone(),
-                    format!("{} {cluster}", limit.threshold_name()),
-                )];
+                let name = limit.threshold_name();
+                let mut v = String::with_capacity(name.len() + 1 + cluster.len());
+                v.push_str(name);
+                v.push(' ');
+                v.push_str(cluster);
+                if let Ok(v) = HeaderValue::try_from(v) {
+                    h.insert(X_MESH_OVERFLOW.clone(), v);
+                }
                 // Envoy: a refusal by the retry limit is not an overload of the upstream.
                 if !matches!(limit, Limit::Retries) {
-                    h.push((X_ENVOY_OVERLOADED.clone(), "true".to_owned()));
+                    h.insert(X_ENVOY_OVERLOADED.clone(), HeaderValue::from_static("true"));
                 }
-                h
             }
             LocalReply::StreamIdle {
                 request_complete: false,
             }
             | LocalReply::DownstreamProtocolError => {
-                vec![(http::header::CONNECTION, "close".to_owned())]
+                h.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
-            _ => Vec::new(),
+            _ => {}
         }
     }
 
@@ -302,24 +315,24 @@ pub fn respond(reply: LocalReply, mut done: Completion) -> Response<ResponseBody
     if let Some(addr) = reply.upstream_host() {
         done.record.upstream_host = Some(addr);
     }
-    let body = reply.body();
+    let body = match reply.body() {
+        Cow::Borrowed(b) => Bytes::from_static(b.as_bytes()),
+        Cow::Owned(b) => Bytes::from(b),
+    };
     done.listener.stats.codes.record(status.as_u16());
     done.record.code = status.as_u16();
-    let mut resp = Response::new(ResponseBody::local(Bytes::from(body.clone()), done));
+    let len = body.len();
+    let mut resp = Response::new(ResponseBody::local(body, done));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    if !body.is_empty() {
+    if len > 0 {
         h.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain"),
         );
     }
-    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    for (k, v) in reply.headers() {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    reply.add_headers(h);
     resp
 }
 
@@ -336,21 +349,17 @@ mod tests {
         assert_eq!(overflow.status(), 503);
         assert_eq!(overflow.flag(), Some(ResponseFlag::UpstreamOverflow));
         assert_eq!(overflow.body(), OVERFLOW_BODY);
-        let h = overflow.headers();
-        assert!(h
-            .iter()
-            .any(|(k, v)| k == "x-mesh-overflow" && v == "max_pending_requests c"));
-        assert!(h
-            .iter()
-            .any(|(k, v)| k == "x-envoy-overloaded" && v == "true"));
+        let mut h = HeaderMap::new();
+        overflow.add_headers(&mut h);
+        assert_eq!(h["x-mesh-overflow"], "max_pending_requests c");
+        assert_eq!(h["x-envoy-overloaded"], "true");
         let retry = LocalReply::Overflow {
             limit: Limit::Retries,
             cluster: "c".into(),
         };
-        assert!(!retry
-            .headers()
-            .iter()
-            .any(|(k, _)| k == "x-envoy-overloaded"));
+        let mut h = HeaderMap::new();
+        retry.add_headers(&mut h);
+        assert!(!h.contains_key("x-envoy-overloaded"));
         assert_eq!(LocalReply::NoRoute.status(), 404);
         assert_eq!(LocalReply::NoRoute.body(), "");
         assert_eq!(
@@ -394,6 +403,8 @@ mod tests {
         assert_eq!(abort.flag(), Some(ResponseFlag::FaultInjected));
         assert_eq!(abort.body(), "fault filter abort");
         assert_eq!(abort.details(), "fault_filter_abort");
-        assert!(abort.headers().is_empty());
+        let mut h = HeaderMap::new();
+        abort.add_headers(&mut h);
+        assert!(h.is_empty());
     }
 }
