@@ -478,6 +478,13 @@ fn an_invalid_chunked_request_body_is_400_dpe() {
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     let log = node.access_log_lines(1);
     assert!(log.contains("\"POST /?echo=1 HTTP/1.1\" 400 DPE "), "{log}");
+    // A codec error on the connection, as Envoy counts it (the connection has closed, its
+    // end is counted as the server's connection task finishes).
+    eventually(
+        "downstream_cx_protocol_error counted",
+        Duration::from_secs(10),
+        || (m.stat("http.ingress.downstream_cx_protocol_error") == 1).then_some(()),
+    );
     slots_back(&m, &[C], &[], "http.ingress.");
 }
 

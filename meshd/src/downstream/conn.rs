@@ -319,6 +319,8 @@ impl Conn {
             Ok(Decoded::NeedMore) => true,
             Err(_) => {
                 *failed = true;
+                // A codec error on the connection, as a bad head is (Envoy counts both).
+                self.ended.protocol_error = true;
                 feed.fail(ClientBodyError::Protocol);
                 false
             }
