@@ -16,7 +16,8 @@ static HOP_BY_HOP: [HeaderName; 6] = [
 
 /// Removes hop-by-hop headers: the fixed list, and every header the message's `Connection`
 /// header names (RFC 9110 §7.6.1). Most messages carry none: one pass over the (few) names
-/// present decides, instead of six hashed lookups on every message.
+/// present decides, instead of six hashed lookups on every message; only names present are
+/// removed (a typical upstream response has `connection: keep-alive`: one removal).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
         return;
@@ -26,9 +27,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .map(str::trim)
+        // The usual tokens: `close` names no header, `keep-alive` is in the list already.
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
-    for h in HOP_BY_HOP.iter().chain(&named) {
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| HOP_BY_HOP.contains(k) || named.contains(k))
+        .cloned()
+        .collect();
+    for h in &present {
         headers.remove(h);
     }
 }
