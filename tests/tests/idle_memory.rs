@@ -1,7 +1,8 @@
-//! What an idle downstream connection costs meshd once it has carried a large body: hyper's
-//! per-connection read buffer grows with the body and stays at its size while the connection is
-//! kept alive, so meshd bounds it (`meshd::accept::MAX_CONN_BUF`, 64 KiB; hyper's default is
-//! ~400 KiB). Measured as meshd's VmRSS with real clients holding real idle connections.
+//! What an idle downstream connection costs meshd once it has carried a large body: meshd's
+//! server grows a connection's buffers with the body (up to `meshd::accept::MAX_CONN_BUF`,
+//! 64 KiB) and releases them while the connection idles; hyper's server, before it, kept its
+//! read buffer (up to ~400 KiB) for the life of the connection. Measured as meshd's VmRSS with
+//! real clients holding real idle connections.
 
 use std::time::Duration;
 
@@ -12,7 +13,10 @@ const CONNS: usize = 100;
 /// What each sends first (echoed back by the upstream).
 const BODY: usize = 1 << 20;
 /// The most an idle connection may keep: the 64 KiB buffer bound, the fixed per-connection
-/// state (~16 KiB) and slack for allocator rounding. Unbounded, it is ~350-470 KiB.
+/// state and slack for the allocator. Unbounded, it is ~350-470 KiB. What this debug build
+/// measures varies between ~10 and ~42 KiB from run to run (pages the allocator keeps from the
+/// 1 MiB bodies count too), so the bound stays above the buffer bound rather than near the
+/// ~1.7 KB per idle connection the release build shows with 10 000 (`bench/peers.sh`, idle).
 const MAX_PER_CONN: u64 = 160 * 1024;
 
 fn rss_kib(pid: u32) -> u64 {
