@@ -50,11 +50,17 @@ impl OneNode {
     }
 
     /// Starts meshd serving `app` on a free port in front of `upstream`, plus `extra` flags.
+    /// It runs one worker (`MESHD_CONCURRENCY=1`, unless `extra` says `--concurrency`): tokio's
+    /// single-thread scheduler, which a one-core VM gets by default, so the request-path tests
+    /// hold it to the same answers; the walkthrough's tests ([`Meshd::start`]) run the
+    /// multi-thread one.
     pub fn start(&self, upstream: SocketAddr, extra: &[&str]) -> Meshd {
         let app = format!("app={upstream}");
         let mut args = vec!["--listen", "app=127.0.0.1:0", "--app", &app];
         args.extend_from_slice(extra);
-        Meshd::start(&self.config, &args)
+        let mut cmd = Command::new(crate::bin("meshd"));
+        cmd.env("MESHD_CONCURRENCY", "1");
+        Meshd::start_as(cmd, &self.config, &args)
     }
 
     /// The access log now.
