@@ -67,6 +67,20 @@ up)
     "$vms" run --id "$id" "$i" "$bin/meshstat" server.live >/dev/null 2>&1 ||
       die 1 "meshd in VM $i did not start: $(tail -3 "$run/vm-$i/meshd.log")"
   done
+  # Live is not routable yet: the gateway finds red and green by DNS after it starts, and until
+  # then answers 503 UH. Wait until every cluster of VMs 1-3 has a usable host.
+  healthy() { # VM -> whether every membership_healthy of its meshd is above 0
+    local m
+    m=$("$vms" run --id "$id" "$1" "$bin/meshstat" membership_healthy 2>/dev/null) || return 1
+    [[ -n $m ]] && ! grep -q ': 0$' <<<"$m"
+  }
+  for i in 1 2 3; do
+    for _ in $(seq 100); do
+      healthy "$i" && break
+      sleep 0.1
+    done
+    healthy "$i" || die 1 "meshd in VM $i has a cluster without a usable host: $("$vms" run --id "$id" "$i" "$bin/meshstat" membership_healthy 2>&1 | tr '\n' ' ')"
+  done
   cat <<MSG
 vm 1 gateway $gw
 vm 2 red $red
