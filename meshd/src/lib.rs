@@ -117,7 +117,8 @@ pub fn overrides(args: &Args) -> Overrides {
 /// Names the runtime's threads: tokio starts its `workers` worker threads first, when the
 /// runtime is built, so those are `meshd-worker` (what `--concurrency` sets, visible in
 /// /proc/PID/task/*/comm and top -H); threads it starts later run blocking work (file reads,
-/// DNS lookups) and are `meshd-blocking`.
+/// DNS lookups) and are `meshd-blocking`. The current-thread scheduler starts no worker
+/// (`workers` 0): its one worker is the `meshd-worker` thread meshd starts itself.
 fn thread_name(workers: usize) -> impl Fn() -> String + Send + Sync + 'static {
     let started = std::sync::atomic::AtomicUsize::new(0);
     move || {
@@ -146,41 +147,32 @@ pub fn run(args: Args) -> ExitCode {
         || std::thread::available_parallelism().map_or(1, usize::from),
         |n| n as usize,
     );
-    if workers == 1 {
-        return serve_on_one_thread(args);
+    // `--concurrency 1` (and the default on one core): tokio's current-thread scheduler on one
+    // thread named `meshd-worker`, which serves every connection and meshd's own tasks; blocking
+    // work still goes to `meshd-blocking` threads. With one worker, tokio's multi-thread
+    // scheduler adds cross-thread wakeups and atomics for nothing: this serves ~5-10 % more
+    // requests per CPU second (BENCHMARKS.md).
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let runtime = match builder
+        .thread_name_fn(thread_name(if workers == 1 { 0 } else { workers }))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime : {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if workers > 1 {
+        return runtime.block_on(serve(args));
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name_fn(thread_name(workers))
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime : {e}");
-            return ExitCode::from(1);
-        }
-    };
-    runtime.block_on(serve(args))
-}
-
-/// `--concurrency 1` (and the default on one core): tokio's current-thread scheduler on one
-/// thread named `meshd-worker`, which serves every connection and meshd's own tasks; blocking
-/// work still goes to `meshd-blocking` threads. With one worker, tokio's multi-thread scheduler
-/// adds cross-thread wakeups and atomics for nothing: this serves ~5-10 % more requests per CPU
-/// second (BENCHMARKS.md).
-fn serve_on_one_thread(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .thread_name_fn(thread_name(0))
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime : {e}");
-            return ExitCode::from(1);
-        }
-    };
     let worker = std::thread::Builder::new()
         .name("meshd-worker".to_owned())
         .spawn(move || runtime.block_on(serve(args)));
